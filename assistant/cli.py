@@ -1,0 +1,582 @@
+"""The `paperbot` command line: the composition root of every command.
+
+Read commands take `--json`; long work shows a progress bar on stderr, so stdout
+stays clean for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from assistant.errors import InvalidInputError, NotFoundError, UserError
+from assistant.evaluation import evaluate, load_qrels
+from assistant.ids import find_arxiv_id, paper_key, parse_arxiv_id
+from assistant.index import SearchFilter, SearchMode, drop_collection
+from assistant.ingest import IngestReport
+from assistant.models import Paper, SearchHit
+from assistant.runtime import Runtime
+from assistant.settings import Settings
+from assistant.sources.arxiv_api import ArxivSource
+from assistant.sources.arxiv_dump import ArxivDumpSource
+from assistant.sources.idlist import IdListSource
+from assistant.sources.potw import PotwSource
+
+log = logging.getLogger(__name__)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help="paperbot: weekly ML paper digests, paper search and grounded answers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Bring papers in from a source.", no_args_is_help=True)
+index_app = typer.Typer(help="Manage the vector index.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(index_app, name="index")
+app.add_typer(eval_app, name="eval")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Do not contact arXiv: use what the source gives.")
+]
+
+
+class RichProgress:
+    """`assistant.ingest.Progress` as a rich progress bar on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def begin(self, stage: str, total: int | None) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, visible=False)
+        self._task = self._progress.add_task(stage, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, amount)
+
+
+@contextmanager
+def progress_bar() -> Iterator[RichProgress]:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        yield RichProgress(progress)
+
+
+def parse_week(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"--week takes a date like 2024-07-08, not {value!r}.") from exc
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    settings = Settings()
+    with Runtime(settings) as rt:
+        yield rt
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+# -- ingest ---------------------------------------------------------------------------
+
+
+def show_report(report: IngestReport, as_json: bool, seconds: float) -> None:
+    if as_json:
+        emit_json({**report.as_dict(), "seconds": round(seconds, 2)})
+        return
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("records read", report.records),
+        ("new papers", report.new_papers),
+        ("updated papers", report.updated_papers),
+        ("unchanged papers", report.unchanged_papers),
+        ("enriched from arXiv", report.enriched),
+        ("full texts indexed", report.fulltext),
+        ("papers (re)indexed", report.indexed_papers),
+        ("passages embedded", report.indexed_chunks),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"[bold]{value:,}[/]")
+    table.add_row("time", f"{seconds:.1f} s")
+    out.print(table)
+    for problem in report.problems:
+        out.print(f"[yellow]skipped[/] {problem}")
+    for note in report.notes:
+        out.print(f"[cyan]note[/] {note}")
+
+
+@ingest_app.command("potw")
+def ingest_potw(
+    file: Annotated[Path | None, typer.Option(help="A local copy of the README.")] = None,
+    url: Annotated[str | None, typer.Option(help="README URL (default: the public list).")] = None,
+    week: Annotated[str | None, typer.Option(help="Only this week (YYYY-MM-DD).")] = None,
+    all_weeks: Annotated[bool, typer.Option("--all", help="Every week in the list.")] = False,
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest the ML-Papers-of-the-Week list (default: its newest week)."""
+    if file and url:
+        raise InvalidInputError("Give --file or --url, not both.")
+    if week and all_weeks:
+        raise InvalidInputError("Give --week or --all, not both.")
+    with runtime() as rt:
+        location = str(file) if file else (url or rt.settings.ingest.potw_url)
+        source = PotwSource.from_location(location, http=None if file else rt.http)
+        chosen = parse_week(week)
+        if chosen is None and not all_weeks:
+            weeks = source.weeks()
+            if not weeks:
+                raise InvalidInputError(f"{location} has no 'Top ML Papers of the Week' sections.")
+            chosen = max(weeks)
+        source.week = chosen
+        total = sum(1 for _ in source.read())
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+@ingest_app.command("arxiv")
+def ingest_arxiv(
+    ids: Annotated[list[str], typer.Argument(help="arXiv IDs or URLs (abs, pdf, versioned).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest papers from the arXiv API by ID or URL (with full text)."""
+    for text in ids:
+        parse_arxiv_id(text)  # a malformed ID stops the command before anything changes
+    with runtime() as rt:
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.ingest(ArxivSource(rt.arxiv, ids), progress=bar, total=len(ids))
+        show_report(report, as_json, time.perf_counter() - started)
+        if report.records == 0 and report.problems:
+            raise typer.Exit(2)
+
+
+@ingest_app.command("arxiv-dump")
+def ingest_arxiv_dump(
+    file: Annotated[Path, typer.Argument(help="arXiv metadata snapshot (JSON lines, or .gz).")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Stop after N papers.")] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="Keep papers in this category (repeatable; cs.).")
+    ] = None,
+    fulltext: Annotated[bool, typer.Option(help="Also download PDFs (slow, 3 s each).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backfill from an arXiv metadata dump, streamed (metadata is already complete)."""
+    if not file.is_file():
+        raise NotFoundError(f"No such file: {file}")
+    with runtime() as rt:
+        source = ArxivDumpSource(file, limit=limit, categories=set(category or ()) or None)
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.ingest(source, offline=not fulltext, progress=bar, total=limit)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+@ingest_app.command("list")
+def ingest_list(
+    file: Annotated[str, typer.Argument(help="A file (or URL) with one ID or URL per line.")],
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest a plain list of arXiv IDs / paper URLs."""
+    with runtime() as rt:
+        source = IdListSource.from_location(file, http=rt.http)
+        total = sum(1 for _ in source.read())
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+@ingest_app.command("enrich")
+def ingest_enrich(as_json: JsonOpt = False) -> None:
+    """Fetch arXiv metadata and full text for papers ingested offline."""
+    with runtime() as rt:
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.enrich_pending(progress=bar)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+@ingest_app.command("pdf")
+def ingest_pdf(
+    paper: Annotated[str, typer.Argument(help="A stored paper's ID or URL.")],
+    file: Annotated[Path, typer.Argument(help="The paper's PDF.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Index the full text of a PDF you have (e.g. a paper that is not on arXiv)."""
+    if not file.is_file():
+        raise NotFoundError(f"No such file: {file}")
+    with runtime() as rt:
+        started = time.perf_counter()
+        report = rt.ingestor.attach_pdf(resolve_paper_id(rt, paper), file.read_bytes())
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+# -- read commands ----------------------------------------------------------------------
+
+
+def resolve_paper_id(rt: Runtime, text: str) -> str:
+    """A stored paper's key from an arXiv ID, a URL or a key."""
+    text = text.strip()
+    if rt.store.get_paper(text):
+        return text
+    key = paper_key(text) if (find_arxiv_id(text) or "://" in text) else text
+    if rt.store.get_paper(key) is None:
+        raise NotFoundError(
+            f"No paper {text!r} is stored. Try `paperbot search {text}` or "
+            f"`paperbot ingest arxiv {text}`."
+        )
+    return key
+
+
+def resolve_week(rt: Runtime, value: str | None) -> date | None:
+    """The listed week (its start date) that contains the given day."""
+    day = parse_week(value)
+    if day is None:
+        return None
+    weeks = [w for w, _ in rt.store.weeks()]
+    for start in weeks:
+        if 0 <= (day - start).days < 7:
+            return start
+    shown = ", ".join(w.isoformat() for w in weeks[:5]) or "none yet"
+    raise NotFoundError(f"No listed week contains {day}. Newest weeks: {shown}.")
+
+
+def hit_dict(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "paper_id": hit.paper_id,
+        "title": hit.title,
+        "score": hit.score,
+        "url": hit.url,
+        "snippet": hit.snippet,
+        "section": hit.section,
+        "page": hit.page,
+    }
+
+
+def print_hits(query: str, hits: Sequence[SearchHit]) -> None:
+    if not hits:
+        out.print(f"No papers match [bold]{query}[/].")
+        return
+    table = Table(title=f"Results for: {query}", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("paper")
+    table.add_column("best passage")
+    table.add_column("score", justify="right")
+    for i, hit in enumerate(hits, start=1):
+        where = f" [dim]({hit.section or hit.kind}{f', p.{hit.page}' if hit.page else ''})[/]"
+        table.add_row(
+            str(i),
+            f"[bold]{hit.title}[/]\n[cyan]{hit.paper_id}[/]\n{hit.url or ''}",
+            hit.snippet + where,
+            f"{hit.score:.3f}",
+        )
+    out.print(table)
+
+
+@app.command("search")
+def search(
+    query: Annotated[str | None, typer.Argument(help="What to look for.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Number of papers.")] = 10,
+    paper: Annotated[str | None, typer.Option(help="Only within this paper.")] = None,
+    week: Annotated[str | None, typer.Option(help="Only papers listed that week.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this arXiv category.")] = None,
+    mode: Annotated[SearchMode, typer.Option(help="hybrid, dense or sparse.")] = SearchMode.HYBRID,
+    queries: Annotated[
+        Path | None, typer.Option(help="JSON lines of {'query': ...}; one JSON line out each.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search papers (hybrid dense + sparse retrieval)."""
+    if (query is None) == (queries is None):
+        raise InvalidInputError("Give a QUERY or --queries FILE (one of them).")
+    with runtime() as rt:
+        where = SearchFilter(
+            paper_ids=(resolve_paper_id(rt, paper),) if paper else (),
+            week=resolve_week(rt, week),
+            categories=(category,) if category else (),
+        )
+        if queries is not None:
+            search_many(rt, queries, k, where, mode)
+            return
+        assert query is not None
+        hits = rt.searcher.search(query, k=k, where=where, mode=mode)
+        if as_json:
+            emit_json({"query": query, "results": [hit_dict(h) for h in hits]})
+        else:
+            print_hits(query, hits)
+
+
+def search_many(rt: Runtime, path: Path, k: int, where: SearchFilter, mode: SearchMode) -> None:
+    """One JSON line out per JSON line in; a bad line gets an error object, in order."""
+    if not path.is_file():
+        raise NotFoundError(f"No such file: {path}")
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                query = json.loads(line)["query"]
+                if not isinstance(query, str):
+                    raise TypeError("'query' must be a string")
+                hits = rt.searcher.search(query, k=k, where=where, mode=mode)
+            except (ValueError, KeyError, TypeError, UserError) as exc:
+                emit_json({"line": number, "error": str(exc)})
+                continue
+            emit_json({"query": query, "results": [hit_dict(h) for h in hits]})
+
+
+def paper_dict(paper: Paper) -> dict[str, Any]:
+    data = asdict(paper)
+    data["weeks"] = [w.isoformat() for w in paper.weeks]
+    data["listings"] = [
+        {
+            "week": x.week.isoformat(),
+            "rank": x.rank,
+            "title": x.title,
+            "description": x.description,
+            "links": [asdict(link) for link in x.links],
+        }
+        for x in paper.listings
+    ]
+    return data
+
+
+@app.command("show")
+def show(
+    paper: Annotated[str, typer.Argument(help="arXiv ID, URL or paper key.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one paper's metadata and ingest status."""
+    with runtime() as rt:
+        found = rt.store.get_paper(resolve_paper_id(rt, paper))
+        assert found is not None
+        status = rt.store.index_status(found.paper_id)
+        if as_json:
+            data = paper_dict(found)
+            data["versions"] = rt.store.versions(found.paper_id)
+            data["index"] = {"passages": status.chunk_count, "fulltext": status.fulltext}
+            emit_json(data)
+            return
+        unknown = "[dim]unknown[/]"
+        out.print(f"[bold]{found.title}[/]  [cyan]{found.paper_id}[/]")
+        fields = [
+            ("authors", ", ".join(found.authors) or unknown),
+            ("published", found.published or unknown),
+            ("updated", found.updated or unknown),
+            ("version", f"v{found.version}" if found.version else unknown),
+            ("link", found.url or unknown),
+            ("pdf", found.pdf_url or unknown),
+            ("categories", ", ".join(found.categories) or unknown),
+            ("listed", ", ".join(f"{x.week} #{x.rank}" for x in found.listings) or "never"),
+            ("indexed", f"{status.chunk_count} passages, full text: {status.fulltext}"),
+        ]
+        if found.needs_enrichment:
+            fields.append(("note", "metadata pending: run `paperbot ingest enrich`"))
+        for label, value in fields:
+            out.print(f"  [dim]{label:>10}[/]  {value}")
+        if found.abstract:
+            out.print(f"\n[bold]Abstract[/]\n{found.abstract}")
+        if found.description:
+            out.print(f"\n[bold]In the list[/]\n{found.description}")
+
+
+@app.command("papers")
+def papers(
+    week: Annotated[str | None, typer.Option(help="Only papers listed that week.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored papers (one week's in list order)."""
+    with runtime() as rt:
+        chosen = resolve_week(rt, week)
+        found = rt.store.papers(week=chosen)
+        if as_json:
+            emit_json({"week": chosen, "papers": [paper_dict(p) for p in found]})
+            return
+        table = Table(title=f"Papers of the week of {chosen}" if chosen else "Papers")
+        for column in ("#", "paper", "title", "published", "weeks"):
+            table.add_column(column)
+        for i, paper in enumerate(found, start=1):
+            rank = next((x.rank for x in paper.listings if x.week == chosen), i)
+            table.add_row(
+                str(rank),
+                paper.paper_id,
+                paper.title,
+                str(paper.published or "unknown"),
+                ", ".join(w.isoformat() for w in paper.weeks),
+            )
+        out.print(table)
+
+
+@app.command("stats")
+def stats(as_json: JsonOpt = False) -> None:
+    """Counts of papers, weeks, passages and what is pending."""
+    with runtime() as rt:
+        data: dict[str, Any] = dict(rt.store.stats())
+        data["schema_version"] = rt.store.schema_version
+        data["data_dir"] = str(rt.settings.data_dir)
+        data["index"] = rt.settings.qdrant.url or str(rt.settings.qdrant_path)
+        data["embedding_model"] = rt.settings.embedding.model
+        if as_json:
+            emit_json(data)
+            return
+        table = Table(show_header=False, box=None)
+        for key, value in data.items():
+            table.add_row(key.replace("_", " "), f"[bold]{value}[/]")
+        out.print(table)
+
+
+# -- index and evaluation ---------------------------------------------------------------
+
+
+@index_app.command("rebuild")
+def index_rebuild(as_json: JsonOpt = False) -> None:
+    """Drop the vector index and re-embed every stored paper (after a model change)."""
+    with runtime() as rt:
+        drop_collection(rt.settings.qdrant, rt.settings.qdrant_path)
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.rebuild(progress=bar)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    qrels: Annotated[Path, typer.Option(help="JSON lines {'query', 'relevant': [ids]}.")],
+    mode: Annotated[
+        list[SearchMode] | None, typer.Option(help="Modes to compare (default: all three).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recall@1/5/10 and MRR@10 of search on a labelled query set."""
+    labelled = load_qrels(qrels)
+    modes = mode or list(SearchMode)
+    results: dict[str, dict[str, float | int]] = {}
+    with runtime() as rt:
+        for chosen in modes:
+
+            def rank(q: str, m: SearchMode = chosen) -> list[str]:
+                return [h.paper_id for h in rt.searcher.search(q, k=10, mode=m)]
+
+            results[chosen.value] = evaluate(labelled, rank).as_dict()
+    if as_json:
+        emit_json({"qrels": str(qrels), "results": results})
+        return
+    table = Table(title=f"Retrieval on {qrels} ({len(labelled)} queries)")
+    table.add_column("mode")
+    for metric in ("recall@1", "recall@5", "recall@10", "mrr@10"):
+        table.add_column(metric, justify="right")
+    for name, scores in results.items():
+        table.add_row(
+            name, *(f"{scores[m]:.3f}" for m in ("recall@1", "recall@5", "recall@10", "mrr@10"))
+        )
+    out.print(table)
+    emit_json({"qrels": str(qrels), "results": results})
+
+
+# -- demo -------------------------------------------------------------------------------
+
+SAMPLE_WEEK = Path(__file__).parent / "data" / "sample_potw.md"
+DEMO_QUERIES = (
+    "making exact attention faster on new GPUs",
+    "FlashAttention-3の主な貢献は何ですか？",
+)
+
+
+@app.command("demo")
+def demo() -> None:
+    """Ingest the bundled sample week (offline, no keys) and search it."""
+    with runtime() as rt:
+        out.rule("[bold]paperbot demo[/]: embedded Qdrant, SQLite, local embeddings")
+        out.print(f"data dir: {rt.settings.data_dir.resolve()}")
+        source = PotwSource.from_location(SAMPLE_WEEK)
+        total = sum(1 for _ in source.read())
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.ingestor.ingest(source, offline=True, progress=bar, total=total)
+        show_report(report, False, time.perf_counter() - started)
+        for query in DEMO_QUERIES:
+            started = time.perf_counter()
+            hits = rt.searcher.search(query, k=3)
+            print_hits(query, hits)
+            out.print(f"[dim]{(time.perf_counter() - started) * 1000:.0f} ms[/]")
+        out.print(
+            "Next: `paperbot search QUERY`, `paperbot papers --week 2024-07-08`, "
+            "`paperbot show 2407.08608`, `paperbot ingest potw --all` (online)."
+        )
+
+
+# -- entry point ---------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI: user errors print their message and exit 2; bugs exit 1 with a trace."""
+    settings_level = Settings().log_level.upper()
+    logging.basicConfig(
+        level=getattr(logging, settings_level, logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except UserError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and bugs
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        log.exception("paperbot failed")
+        err.print("[red]paperbot failed unexpectedly[/]; the traceback is above.")
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,310 @@
+"""The vector index: Qdrant with a dense and a sparse (BM25-style) vector per passage.
+
+Embedded (`QdrantClient(path=...)`) by default; a Qdrant server when `QDRANT_URL` is set.
+Hybrid search fuses the dense and the sparse candidates with reciprocal rank fusion.
+
+>>> index = QdrantIndex.open(settings.qdrant, settings.qdrant_path, "all-MiniLM-L6-v2", 384)
+>>> hits = index.query(dense, sparse, SearchFilter(week=date(2024, 7, 8)), limit=10)
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from assistant.errors import ConfigError, IndexUnavailableError
+from assistant.models import Chunk
+from assistant.settings import QdrantSettings
+from assistant.sparse import SparseVector
+
+log = logging.getLogger(__name__)
+
+DENSE = "dense"
+SPARSE = "sparse"
+SPARSE_SCHEME = "paperbot-bm25-v1"
+_POINT_NAMESPACE = uuid.UUID("5b0f7e4e-2d0c-4a5e-9a77-6f1f0d6c2b11")
+
+
+class SearchMode(StrEnum):
+    """Which vectors a query uses."""
+
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    """A passage ready for the index: its vectors and the payload search results need."""
+
+    chunk: Chunk
+    title: str
+    url: str | None
+    weeks: tuple[str, ...]
+    categories: tuple[str, ...]
+    content_hash: str
+    dense: list[float]
+    sparse: SparseVector
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrict a query to some papers, a week (its start date) or categories."""
+
+    paper_ids: tuple[str, ...] = ()
+    week: date | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A passage found by a query, with its paper's title and link."""
+
+    chunk: Chunk
+    title: str
+    url: str | None
+    score: float
+
+
+class VectorIndex(Protocol):
+    """Stores passages with their vectors and finds them again."""
+
+    def upsert(self, items: Sequence[IndexedChunk]) -> None:
+        """Add or replace passages (the same paper, hash and ordinal replace in place)."""
+        ...
+
+    def delete_stale(self, paper_id: str, keep_hash: str | None) -> None:
+        """Remove a paper's passages except those of `keep_hash` (None removes all)."""
+        ...
+
+    def query(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        where: SearchFilter,
+        limit: int,
+        mode: SearchMode = SearchMode.HYBRID,
+        prefetch: int = 50,
+    ) -> list[ChunkHit]:
+        """The best passages for a query, best first."""
+        ...
+
+    def count(self) -> int:
+        """How many passages the index holds."""
+        ...
+
+    def close(self) -> None:
+        """Release the index (the embedded engine holds a folder lock until then)."""
+        ...
+
+
+def point_id(paper_id: str, content_hash: str, ordinal: int) -> str:
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{paper_id}/{content_hash}/{ordinal}"))
+
+
+class QdrantIndex:
+    """`VectorIndex` on Qdrant (embedded engine or server, the same code)."""
+
+    def __init__(self, client: QdrantClient, collection: str, server: bool = False) -> None:
+        self._client = client
+        self._collection = collection
+        self._server = server
+
+    @classmethod
+    def open(
+        cls, settings: QdrantSettings, path: Path, model_name: str, dimension: int
+    ) -> QdrantIndex:
+        """Connect, create the collection if needed, and check it was built by this model."""
+        client = connect(settings, path)
+        index = cls(client, settings.collection, server=bool(settings.url))
+        try:
+            index.ensure_collection(model_name, dimension)
+        except (ResponseHandlingException, UnexpectedResponse) as exc:
+            client.close()
+            raise IndexUnavailableError(f"The Qdrant server is not usable: {exc}") from exc
+        except BaseException:
+            client.close()
+            raise
+        return index
+
+    def ensure_collection(self, model_name: str, dimension: int) -> None:
+        if self._client.collection_exists(self._collection):
+            meta = self._client.get_collection(self._collection).config.metadata or {}
+            built_with = meta.get("embedding_model")
+            if built_with != model_name or meta.get("sparse") != SPARSE_SCHEME:
+                raise ConfigError(
+                    f"The index was built with embedding model {built_with!r}, but "
+                    f"{model_name!r} is configured. Run `paperbot index rebuild` to re-embed "
+                    "every paper, or set PAPERBOT_EMBEDDING_MODEL back."
+                )
+            return
+        self._client.create_collection(
+            self._collection,
+            vectors_config={
+                DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+            },
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata={
+                "embedding_model": model_name,
+                "dimension": dimension,
+                "sparse": SPARSE_SCHEME,
+            },
+        )
+        if self._server:  # the embedded engine ignores payload indexes (and warns)
+            for field in ("paper_id", "weeks", "categories", "content_hash"):
+                self._client.create_payload_index(
+                    self._collection, field, models.PayloadSchemaType.KEYWORD
+                )
+
+    def upsert(self, items: Sequence[IndexedChunk]) -> None:
+        if not items:
+            return
+        points = [
+            models.PointStruct(
+                id=point_id(i.chunk.paper_id, i.content_hash, i.chunk.ordinal),
+                vector={
+                    DENSE: i.dense,
+                    SPARSE: models.SparseVector(indices=i.sparse.indices, values=i.sparse.values),
+                },
+                payload=_payload(i),
+            )
+            for i in items
+        ]
+        self._client.upsert(self._collection, points=points, wait=True)
+
+    def delete_stale(self, paper_id: str, keep_hash: str | None) -> None:
+        must_not = [] if keep_hash is None else [_match("content_hash", keep_hash)]
+        selector = models.FilterSelector(
+            filter=models.Filter(must=[_match("paper_id", paper_id)], must_not=must_not)
+        )
+        self._client.delete(self._collection, points_selector=selector, wait=True)
+
+    def query(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        where: SearchFilter,
+        limit: int,
+        mode: SearchMode = SearchMode.HYBRID,
+        prefetch: int = 50,
+    ) -> list[ChunkHit]:
+        flt = _filter(where)
+        sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
+        if mode is SearchMode.DENSE or (mode is SearchMode.HYBRID and not sparse.indices):
+            kwargs: dict[str, Any] = {"query": dense, "using": DENSE, "query_filter": flt}
+        elif mode is SearchMode.SPARSE:
+            if not sparse.indices:
+                return []
+            kwargs = {"query": sparse_query, "using": SPARSE, "query_filter": flt}
+        else:
+            kwargs = {
+                "prefetch": [
+                    models.Prefetch(query=dense, using=DENSE, filter=flt, limit=prefetch),
+                    models.Prefetch(query=sparse_query, using=SPARSE, filter=flt, limit=prefetch),
+                ],
+                "query": models.FusionQuery(fusion=models.Fusion.RRF),
+            }
+        response = self._client.query_points(
+            self._collection, limit=limit, with_payload=True, **kwargs
+        )
+        return [_hit(p) for p in response.points]
+
+    def count(self) -> int:
+        return int(self._client.count(self._collection, exact=True).count)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def connect(settings: QdrantSettings, path: Path) -> QdrantClient:
+    """A Qdrant client for the server at QDRANT_URL, else the embedded engine at `path`."""
+    if settings.url:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return QdrantClient(
+            url=settings.url,
+            api_key=key,
+            timeout=int(settings.timeout),
+            check_compatibility=False,
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise IndexUnavailableError(
+            f"The embedded index at {path} is in use by another paperbot process (probably "
+            "`paperbot serve`). The embedded engine allows one process at a time: stop that "
+            "process and retry, or run a Qdrant server (docker compose up qdrant) and set "
+            "QDRANT_URL so that several processes can share it."
+        ) from exc
+
+
+def drop_collection(settings: QdrantSettings, path: Path) -> None:
+    """Delete the collection, whatever model built it (before `paperbot index rebuild`)."""
+    client = connect(settings, path)
+    try:
+        if client.collection_exists(settings.collection):
+            client.delete_collection(settings.collection)
+    finally:
+        client.close()
+
+
+def _match(field: str, value: str) -> models.FieldCondition:
+    return models.FieldCondition(key=field, match=models.MatchValue(value=value))
+
+
+def _filter(where: SearchFilter) -> models.Filter | None:
+    must: list[models.Condition] = []
+    if where.paper_ids:
+        must.append(
+            models.FieldCondition(key="paper_id", match=models.MatchAny(any=list(where.paper_ids)))
+        )
+    if where.week:
+        must.append(_match("weeks", where.week.isoformat()))
+    if where.categories:
+        must.append(
+            models.FieldCondition(
+                key="categories", match=models.MatchAny(any=list(where.categories))
+            )
+        )
+    return models.Filter(must=must) if must else None
+
+
+def _payload(item: IndexedChunk) -> dict[str, Any]:
+    chunk = item.chunk
+    return {
+        "paper_id": chunk.paper_id,
+        "ordinal": chunk.ordinal,
+        "kind": chunk.kind,
+        "text": chunk.text,
+        "section": chunk.section,
+        "page": chunk.page,
+        "title": item.title,
+        "url": item.url,
+        "weeks": list(item.weeks),
+        "categories": list(item.categories),
+        "content_hash": item.content_hash,
+    }
+
+
+def _hit(point: models.ScoredPoint) -> ChunkHit:
+    p = point.payload or {}
+    chunk = Chunk(
+        paper_id=p["paper_id"],
+        ordinal=int(p["ordinal"]),
+        kind=p["kind"],
+        text=p["text"],
+        section=p.get("section"),
+        page=p.get("page"),
+    )
+    return ChunkHit(chunk=chunk, title=p.get("title", ""), url=p.get("url"), score=point.score)

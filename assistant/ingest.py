@@ -1,0 +1,348 @@
+"""The ingest pipeline: source records -> SQLite -> (arXiv enrichment, full text) -> index.
+
+Records are processed in windows so that a multi-gigabyte dump streams through in
+constant memory. Every step is idempotent: a paper whose passages did not change is
+not embedded again, and a paper is re-indexed as a whole when they did.
+
+>>> report = ingestor.ingest(PotwSource.from_location("README.md"), offline=True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Protocol
+
+import httpx
+
+from assistant.chunking import chunk_pages, chunk_text
+from assistant.embedding import Embedder
+from assistant.errors import (
+    InvalidInputError,
+    NotFoundError,
+    SourceError,
+    SourceUnavailableError,
+)
+from assistant.fulltext import download_pdf, extract_pages
+from assistant.ids import is_arxiv_key
+from assistant.index import IndexedChunk, VectorIndex
+from assistant.models import Chunk, Paper, PaperRecord, Problem
+from assistant.settings import ArxivSettings, IngestSettings
+from assistant.sources.arxiv_api import ArxivClient
+from assistant.sources.base import PaperSource
+from assistant.sparse import document_vector
+from assistant.state import StateStore
+
+log = logging.getLogger(__name__)
+
+WINDOW = 256
+
+
+class Progress(Protocol):
+    """Where long work reports how far it got (the CLI shows a progress bar)."""
+
+    def begin(self, stage: str, total: int | None) -> None:
+        """A new stage starts; `total` is None when unknown."""
+        ...
+
+    def advance(self, amount: int = 1) -> None:
+        """`amount` more units of the current stage are done."""
+        ...
+
+
+class NullProgress:
+    """Progress that shows nothing."""
+
+    def begin(self, stage: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
+
+    records: int = 0
+    new_papers: int = 0
+    updated_papers: int = 0
+    unchanged_papers: int = 0
+    enriched: int = 0
+    fulltext: int = 0
+    indexed_papers: int = 0
+    indexed_chunks: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        data = {k: v for k, v in vars(self).items() if k not in ("problems", "notes")}
+        data["problems"] = [str(p) for p in self.problems]
+        data["notes"] = list(self.notes)
+        return data
+
+
+def _windows(items: Iterable[object], size: int) -> Iterator[list[object]]:
+    iterator = iter(items)
+    while window := list(islice(iterator, size)):
+        yield window
+
+
+class Ingestor:
+    """Runs sources through the store and the index. Built by the composition root."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        index: VectorIndex,
+        embedder: Embedder,
+        settings: IngestSettings,
+        arxiv_settings: ArxivSettings,
+        arxiv: ArxivClient | None = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._store = store
+        self._index = index
+        self._embedder = embedder
+        self._settings = settings
+        self._arxiv_settings = arxiv_settings
+        self._arxiv = arxiv
+        self._http = http
+        self._sleep = sleep
+        self._last_pdf_request = 0.0
+
+    def ingest(
+        self,
+        source: PaperSource,
+        offline: bool = False,
+        progress: Progress | None = None,
+        total: int | None = None,
+    ) -> IngestReport:
+        """Store, enrich and index everything `source` yields (`total`: items, if known)."""
+        progress = progress or NullProgress()
+        report = IngestReport()
+        progress.begin(f"ingesting {source.name}", total)
+        for window in _windows(source.read(), WINDOW):
+            touched = self._store_window(window, report)
+            if not offline:
+                self._enrich(touched, report)
+                self._fetch_fulltext(touched, report)
+            self._index_papers(touched, report)
+            progress.advance(len(window))
+        return report
+
+    def enrich_pending(self, progress: Progress | None = None) -> IngestReport:
+        """Fetch arXiv metadata (and full text) for papers ingested offline earlier."""
+        progress = progress or NullProgress()
+        report = IngestReport()
+        pending = self._store.needing_enrichment()
+        progress.begin("enriching from arXiv", len(pending))
+        for window in _windows(pending, WINDOW):
+            ids = [str(x) for x in window]
+            self._enrich(ids, report)
+            self._fetch_fulltext(ids, report)
+            self._index_papers(ids, report)
+            progress.advance(len(ids))
+        return report
+
+    def attach_pdf(self, paper_id: str, pdf: bytes, version: int | None = None) -> IngestReport:
+        """Index a PDF the user supplies for a stored paper (e.g. one not on arXiv)."""
+        paper = self._store.get_paper(paper_id)
+        if paper is None:
+            raise NotFoundError(f"No paper {paper_id!r} is stored; ingest it first.")
+        chunks = self._pdf_chunks(paper_id, pdf)  # raises before anything changes
+        self._store.replace_fulltext(paper_id, version or paper.version, chunks)
+        report = IngestReport(fulltext=1)
+        self._index_papers([paper_id], report)
+        return report
+
+    def rebuild(self, progress: Progress | None = None) -> IngestReport:
+        """Re-embed every stored paper (after the index was dropped or the model changed)."""
+        progress = progress or NullProgress()
+        self._store.forget_index()
+        report = IngestReport()
+        ids = [p.paper_id for p in self._store.papers()]
+        progress.begin("re-indexing", len(ids))
+        for window in _windows(ids, WINDOW):
+            self._index_papers([str(x) for x in window], report)
+            progress.advance(len(window))
+        return report
+
+    # -- steps ---------------------------------------------------------------
+
+    def _store_window(self, window: Sequence[object], report: IngestReport) -> list[str]:
+        touched: dict[str, None] = {}
+        for item in window:
+            if isinstance(item, Problem):
+                report.problems.append(item)
+                continue
+            assert isinstance(item, PaperRecord)
+            report.records += 1
+            result = self._store.upsert_record(item)
+            if result.created:
+                report.new_papers += 1
+            elif result.changed:
+                report.updated_papers += 1
+            else:
+                report.unchanged_papers += 1
+            touched[item.paper_id] = None
+        return list(touched)
+
+    def _enrich(self, paper_ids: Sequence[str], report: IngestReport) -> None:
+        pending = set(self._store.needing_enrichment())
+        wanted = [p for p in paper_ids if p in pending]
+        if not wanted or self._arxiv is None:
+            return
+        try:
+            for item in self._arxiv.fetch(wanted):
+                if isinstance(item, Problem):
+                    report.problems.append(item)
+                    continue
+                self._store.upsert_record(item)
+                report.enriched += 1
+        except SourceUnavailableError as exc:
+            report.notes.append(
+                f"arXiv could not be reached ({exc}); papers were ingested from the list "
+                "and marked for enrichment: run `paperbot ingest enrich` later."
+            )
+            self._arxiv = None  # do not retry for every window of this run
+
+    def _fetch_fulltext(self, paper_ids: Sequence[str], report: IngestReport) -> None:
+        if not self._arxiv_settings.download_pdfs or self._http is None:
+            return
+        for paper in self._store.papers(paper_ids=paper_ids):
+            status = self._store.index_status(paper.paper_id)
+            if not is_arxiv_key(paper.paper_id) or paper.needs_enrichment:
+                continue
+            if status.fulltext == "indexed" and status.fulltext_version == paper.version:
+                continue
+            if status.fulltext == "failed" and status.fulltext_version == paper.version:
+                continue
+            if self._fetch_one_pdf(paper, report):
+                report.fulltext += 1
+
+    def _fetch_one_pdf(self, paper: Paper, report: IngestReport) -> bool:
+        assert self._http is not None
+        suffix = f"v{paper.version}" if paper.version else ""
+        url = f"{self._arxiv_settings.pdf_base_url}{paper.paper_id}{suffix}"
+        wait = self._arxiv_settings.delay_seconds - (time.monotonic() - self._last_pdf_request)
+        if wait > 0:
+            self._sleep(wait)
+        self._last_pdf_request = time.monotonic()
+        max_bytes = int(self._arxiv_settings.max_pdf_mb * 1024 * 1024)
+        try:
+            pdf = download_pdf(url, self._http, max_bytes)
+            chunks = self._pdf_chunks(paper.paper_id, pdf)
+        except (SourceError, InvalidInputError) as exc:
+            self._store.record_fulltext_failure(paper.paper_id, paper.version, str(exc))
+            report.notes.append(f"{paper.paper_id}: full text not indexed: {exc}")
+            return False
+        self._store.replace_fulltext(paper.paper_id, paper.version, chunks)
+        return True
+
+    def _pdf_chunks(self, paper_id: str, pdf: bytes) -> list[Chunk]:
+        pages = extract_pages(pdf)
+        s = self._settings
+        return chunk_pages(paper_id, pages, s.chunk_words, s.chunk_overlap)
+
+    def _index_papers(self, paper_ids: Sequence[str], report: IngestReport) -> None:
+        pending: list[tuple[Paper, list[Chunk], str]] = []
+        for paper in self._store.papers(paper_ids=paper_ids):
+            chunks = self.passages(paper)
+            digest = content_hash(paper, chunks)
+            status = self._store.index_status(paper.paper_id)
+            if status.content_hash == digest and status.embed_model == self._embedder.name:
+                continue
+            pending.append((paper, chunks, digest))
+        if not pending:
+            return
+        texts = [embedding_text(p, c) for p, chunks, _ in pending for c in chunks]
+        vectors = iter(self._embedder.embed(texts))
+        items = [
+            IndexedChunk(
+                chunk=c,
+                title=p.title,
+                url=p.url,
+                weeks=tuple(w.isoformat() for w in p.weeks),
+                categories=p.categories,
+                content_hash=digest,
+                dense=next(vectors),
+                sparse=document_vector(embedding_text(p, c)),
+            )
+            for p, chunks, digest in pending
+            for c in chunks
+        ]
+        # New passages go in before old ones go out: a paper is never missing from search.
+        self._index.upsert(items)
+        for paper, chunks, digest in pending:
+            self._index.delete_stale(paper.paper_id, digest)
+            self._store.record_indexed(paper.paper_id, digest, self._embedder.name, len(chunks))
+            report.indexed_papers += 1
+            report.indexed_chunks += len(chunks)
+
+    def passages(self, paper: Paper) -> list[Chunk]:
+        """Every passage of a paper: abstract, list descriptions, then full text."""
+        s = self._settings
+        chunks: list[Chunk] = []
+        if paper.abstract:
+            chunks += chunk_text(
+                paper.paper_id,
+                paper.abstract,
+                "abstract",
+                s.chunk_words,
+                s.chunk_overlap,
+                len(chunks),
+                "Abstract",
+            )
+        for description in dict.fromkeys(x.description for x in paper.listings):
+            if description.strip():
+                chunks += chunk_text(
+                    paper.paper_id,
+                    description,
+                    "description",
+                    s.chunk_words,
+                    s.chunk_overlap,
+                    len(chunks),
+                )
+        if not chunks:
+            chunks.append(Chunk(paper.paper_id, 0, "title", paper.title))
+        offset = len(chunks)
+        for body in self._store.fulltext_chunks(paper.paper_id):
+            chunks.append(
+                Chunk(
+                    paper.paper_id,
+                    offset + body.ordinal,
+                    "body",
+                    body.text,
+                    body.section,
+                    body.page,
+                )
+            )
+        return chunks
+
+
+def embedding_text(paper: Paper, chunk: Chunk) -> str:
+    """What is embedded for a passage: the paper's title gives every passage its context."""
+    if chunk.kind == "title":
+        return paper.title
+    heading = f" ({chunk.section})" if chunk.section and chunk.kind == "body" else ""
+    return f"{paper.title}{heading}: {chunk.text}"
+
+
+def content_hash(paper: Paper, chunks: Sequence[Chunk]) -> str:
+    """A digest of everything the index holds for a paper; unchanged digest, no re-embed."""
+    payload = {
+        "title": paper.title,
+        "url": paper.url,
+        "weeks": [w.isoformat() for w in paper.weeks],
+        "categories": list(paper.categories),
+        "chunks": [[c.ordinal, c.kind, c.section, c.page, c.text] for c in chunks],
+    }
+    encoded = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]

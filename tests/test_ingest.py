@@ -1,0 +1,239 @@
+"""The ingest pipeline end to end: real SQLite, real embedded Qdrant, fake arXiv server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.errors import InvalidInputError
+from assistant.index import QdrantIndex, SearchFilter
+from assistant.models import PaperRecord
+from assistant.ingest import Ingestor
+from assistant.search import Searcher
+from assistant.settings import Settings
+from assistant.sources.arxiv_api import ArxivClient
+from assistant.sources.arxiv_dump import ArxivDumpSource
+from assistant.sources.potw import PotwSource
+from assistant.state import StateStore
+from tests.conftest import FIXTURES
+from tests.fakes.arxiv_server import FakeArxivServer, FakePaper
+from tests.fakes.embedder import FakeEmbedder
+from tests.pdfs import make_pdf
+
+WEEK = date(2024, 7, 8)
+SAMPLE = FIXTURES / "potw_sample.md"
+
+
+def week_records() -> list[PaperRecord]:
+    source = PotwSource.from_location(SAMPLE, week=WEEK)
+    return [r for r in source.read() if isinstance(r, PaperRecord)]
+
+
+def week_ids() -> list[str]:
+    return [r.paper_id for r in week_records()]
+
+
+def paper_pdf(topic: str) -> bytes:
+    return make_pdf(
+        [
+            [
+                "# 1 Introduction",
+                f"This made-up paper studies {topic} and explains why it matters.",
+                "The rest of the page says more about the problem in plain words.",
+            ],
+            [
+                "# 2 Method",
+                f"Our method for {topic} splits the work into tiles that overlap in time.",
+                "# References",
+                "[1] A. Person. Some cited work. 2020.",
+            ],
+        ]
+    )
+
+
+@pytest.fixture
+def arxiv_server() -> Iterator[FakeArxivServer]:
+    papers = [
+        FakePaper(r.paper_id, version=r.version or 1, title=f"Full title of {r.paper_id}",
+                  authors=("Ada Example",),
+                  summary=f"Our own words about paper {r.paper_id} and its kernels.")
+        for r in week_records()
+        if not r.paper_id.startswith("web:")
+    ]
+    with FakeArxivServer(papers) as server:
+        yield server
+
+
+def online_ingestor(
+    settings: Settings, store: StateStore, index: QdrantIndex, embedder: FakeEmbedder,
+    server: FakeArxivServer, http: httpx.Client,
+) -> Ingestor:
+    settings.arxiv.api_url = server.url
+    settings.arxiv.pdf_base_url = server.pdf_base_url
+    settings.arxiv.download_pdfs = True
+    client = ArxivClient(settings.arxiv, sleep=lambda _: None)
+    return Ingestor(store, index, embedder, settings.ingest, settings.arxiv,
+                    arxiv=client, http=http, sleep=lambda _: None)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5) as client:
+        yield client
+
+
+def test_offline_ingest_stores_and_indexes_every_row(
+    ingestor: Ingestor, store: StateStore, index: QdrantIndex
+) -> None:
+    report = ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
+    assert report.records == 16
+    assert report.new_papers == 16
+    assert len(report.problems) == 4  # the fixture's malformed, link-less and duplicate rows
+    assert any(":39:" in str(p) for p in report.problems)
+    assert store.stats()["papers"] == 16
+    assert index.count() == report.indexed_chunks == 16
+    assert store.needing_enrichment()  # offline: arXiv papers wait for metadata
+
+
+def test_ingesting_the_same_list_again_adds_and_embeds_nothing(
+    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: QdrantIndex
+) -> None:
+    ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
+    embedded, points = fake_embedder.texts_embedded, index.count()
+    again = ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
+    assert again.new_papers == again.updated_papers == again.indexed_papers == 0
+    assert again.unchanged_papers == 16
+    assert fake_embedder.texts_embedded == embedded
+    assert index.count() == points
+
+
+def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
+    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer, http: httpx.Client,
+) -> None:
+    for paper in arxiv_server.papers.values():
+        arxiv_server.pdfs[f"{paper.arxiv_id}v{paper.version}"] = paper_pdf(paper.arxiv_id)
+    ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
+    report = ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK))
+    arxiv_ids = [p for p in week_ids() if not p.startswith("web:")]
+    assert report.enriched == len(arxiv_ids)
+    assert report.fulltext == len(arxiv_ids)
+    paper = store.get_paper("2407.08608")
+    assert paper is not None and paper.authors == ("Ada Example",) and paper.version == 1
+    assert not paper.needs_enrichment
+    body = [c for c in ingestor.passages(paper) if c.kind == "body"]
+    assert {c.section for c in body} == {"1 Introduction", "2 Method"}
+    assert {c.page for c in body} == {1, 2}
+    assert not any("Some cited work" in c.text for c in body)  # references are not indexed
+    searcher = Searcher(fake_embedder, index, settings.search)
+    hits = searcher.passages("tiles overlap", 5, SearchFilter(paper_ids=("2407.08608",)))
+    assert any(h.chunk.section == "2 Method" and h.chunk.page == 2 for h in hits)
+
+
+def test_a_new_arxiv_version_replaces_the_papers_passages(
+    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer, http: httpx.Client,
+) -> None:
+    arxiv_server.pdfs["2407.08608v1"] = paper_pdf("the first version")
+    ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
+    ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK))
+    before = index.count()
+    arxiv_server.papers["2407.08608"] = FakePaper(
+        "2407.08608", version=2, title="Full title of 2407.08608",
+        summary="Revised words for the second version.",
+    )
+    arxiv_server.pdfs["2407.08608v2"] = paper_pdf("the second version")
+    from assistant.sources.arxiv_api import ArxivSource
+
+    report = ingestor.ingest(ArxivSource(ingestor._arxiv, ["2407.08608"]))  # type: ignore[arg-type]
+    assert report.fulltext == 1 and report.indexed_papers == 1
+    assert store.versions("2407.08608") == [1, 2]
+    texts = " ".join(c.text for c in store.fulltext_chunks("2407.08608"))
+    assert "second version" in texts and "first version" not in texts
+    searcher = Searcher(fake_embedder, index, settings.search)
+    hits = searcher.passages("version", 50, SearchFilter(paper_ids=("2407.08608",)))
+    assert hits and not any("first version" in h.chunk.text for h in hits)
+    assert index.count() == before  # replaced, not added
+
+
+def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
+    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer, http: httpx.Client,
+) -> None:
+    ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
+    settings.arxiv.max_retries = 1
+    arxiv_server.fail_next(2, status=503)
+    report = ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK))
+    assert report.new_papers > 0 and report.enriched == 0
+    assert any("paperbot ingest enrich" in n for n in report.notes)
+    pending = store.needing_enrichment()
+    assert "2407.08608" in pending
+    hits = Searcher(fake_embedder, index, settings.search).search("FlashAttention-3")
+    assert hits[0].paper_id == "2407.08608"  # searchable from the list's words already
+
+    later = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
+    report = later.enrich_pending()
+    assert report.enriched == len(pending)
+    assert store.needing_enrichment() == []
+
+
+def test_an_unreadable_pdf_is_recorded_and_the_paper_still_indexed(
+    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer, http: httpx.Client,
+) -> None:
+    arxiv_server.pdfs["2407.08608v1"] = b"%PDF-1.7 this is not really a PDF"
+    ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
+    report = ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK))
+    assert any(n.startswith("2407.08608: full text not indexed") for n in report.notes)
+    status = store.index_status("2407.08608")
+    assert status.fulltext == "failed" and status.chunk_count >= 1
+    again = ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK))
+    assert not any("2407.08608" in n for n in again.notes)  # not retried for the same version
+
+
+def test_attaching_an_unreadable_pdf_changes_nothing(
+    ingestor: Ingestor, store: StateStore, index: QdrantIndex
+) -> None:
+    ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK), offline=True)
+    points, status = index.count(), store.index_status("2407.08608")
+    with pytest.raises(InvalidInputError, match="PDF"):
+        ingestor.attach_pdf("2407.08608", b"not a pdf at all")
+    assert index.count() == points
+    assert store.index_status("2407.08608") == status
+
+
+def test_attaching_a_pdf_indexes_its_sections(
+    ingestor: Ingestor, store: StateStore, searcher: Searcher
+) -> None:
+    ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
+    gencast = next(p for p in store.papers() if p.title == "GenCast")
+    report = ingestor.attach_pdf(gencast.paper_id, paper_pdf("ensemble weather"))
+    assert report.fulltext == 1
+    hits = searcher.passages("tiles overlap", 5, SearchFilter(paper_ids=(gencast.paper_id,)))
+    assert hits[0].chunk.section == "2 Method"
+
+
+def test_a_dump_with_a_truncated_line_ingests_the_rest(
+    ingestor: Ingestor, store: StateStore, tmp_path: Path
+) -> None:
+    lines = [
+        json.dumps({"id": "2401.00001", "title": "A", "abstract": "first made-up abstract",
+                    "authors": "A. One", "categories": "cs.LG", "update_date": "2024-01-02",
+                    "versions": [{"version": "v1", "created": "Mon, 1 Jan 2024 10:00:00 GMT"}]}),
+        '{"id": "2401.00002", "title": "B", "abstr',
+        json.dumps({"id": "2401.00003", "title": "C", "abstract": "third made-up abstract",
+                    "authors": "C. Three", "categories": "cs.CL", "update_date": "2024-01-03",
+                    "versions": [{"version": "v2", "created": "Tue, 2 Jan 2024 10:00:00 GMT"}]}),
+    ]
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(lines) + "\n")
+    report = ingestor.ingest(ArxivDumpSource(dump), offline=True)
+    assert report.records == 2
+    assert [p.where for p in report.problems] == [f"{dump}:2"]
+    assert {p.paper_id for p in store.papers()} == {"2401.00001", "2401.00003"}
+    assert store.needing_enrichment() == []  # dumps carry complete metadata
