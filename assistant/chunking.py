@@ -5,15 +5,17 @@
 ('Abstract', 1)
 
 A passage never crosses a section heading, prefers to end at a sentence end, and shares
-`overlap` words with the passage before it. The bibliography is not indexed; an appendix
-after it is.
+`overlap` words with the passage before it. Running heads, footers and page numbers are
+left out, and so is the bibliography; an appendix after it is indexed.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from assistant.models import Chunk, PageText
 
@@ -82,11 +84,20 @@ _SENTENCE_STARTS = frozenset({"We", "It", "They", "Let", "Here", "Note", "Then",
 _SENTENCE_VERBS = frozenset({"we", "is", "are", "was", "were", "has", "have", "will"})
 _SMALL_WORDS = frozenset("a an and as at by for in of on or the to vs via with".split())
 
+# A line (numbers aside) at the top or bottom of this many pages is a running head or foot.
+_RUNNING_MIN_PAGES = 3
+_DIGITS = re.compile(r"\d+")
+
 _CLOSERS = "\"')]}”’"
 _ABBREVIATIONS = frozenset(
     "e.g. i.e. al. fig. figs. eq. eqs. sec. secs. tab. vs. cf. resp. approx. ref. refs. no. "
     "app. appx. thm. def.".split()
 )
+
+
+# What a heading means for the outline: "named" is a well-known section name, "ambiguous"
+# one that is also a common table label, "plain" any other numbered title.
+_Kind = Literal["abstract", "references", "appendix", "named", "ambiguous", "plain"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,7 @@ class _Heading:
 
     text: str
     number: tuple[int, ...] | None
-    kind: str  # "abstract", "references", "appendix", "named", "ambiguous" or "plain"
+    kind: _Kind
 
 
 def detect_heading(line: str) -> str | None:
@@ -151,23 +162,23 @@ def _parse_numbered(text: str) -> _Heading | None:
     return _Heading(f"{number} {_KNOWN.get(key) or _tidy(title)}", _number_key(number), kind)
 
 
-def _kind_of(key: str) -> str:
-    for kind, names in (
-        ("abstract", _ABSTRACT),
-        ("references", _REFERENCES),
-        ("named", _NAMED),
-        ("ambiguous", _AMBIGUOUS),
-    ):
-        if key in names:
-            return kind
-    return "plain"
+def _kind_of(key: str) -> _Kind:
+    if key in _ABSTRACT:
+        return "abstract"
+    if key in _REFERENCES:
+        return "references"
+    if key in _NAMED:
+        return "named"
+    return "ambiguous" if key in _AMBIGUOUS else "plain"
 
 
 def _plausible_title(title: str) -> bool:
     """False for what only looks like a title: sentences, table rows, formulas, author lists."""
     words = title.split()
-    if not words or len(words) > _MAX_TITLE_WORDS or not title[0].isupper():
+    if not words or len(words) > _MAX_TITLE_WORDS:
         return False
+    if not (title[0].isupper() or (title[0].isdigit() and not words[0].isdigit())):
+        return False  # "3D Reconstruction" and "4-bit Weights" are fine, "2 3 4" is not
     if title[-1] in ".,;" or _NOT_IN_TITLES.search(title):
         return False
     letters = sum(char.isalpha() for char in title)
@@ -345,8 +356,9 @@ def _sections(pages: Sequence[PageText]) -> Iterator[_Section]:
     """The paper cut at its headings; sections in the bibliography come with indexed=False."""
     outline = _Outline()
     current = _Section(title=None)
+    running = _running_lines(pages)
     for page in pages:
-        for line in page.text.splitlines():
+        for line in _body_lines(page.text, running):
             heading = _parse_heading(line)
             if heading is not None and outline.accept(heading):
                 yield current
@@ -355,6 +367,40 @@ def _sections(pages: Sequence[PageText]) -> Iterator[_Section]:
             if current.indexed:
                 current.add(line.split(), page.page)
     yield current
+
+
+def _running_lines(pages: Sequence[PageText]) -> frozenset[str]:
+    """Lines at the top or bottom of many pages: running heads, footers and page numbers."""
+    if len(pages) < _RUNNING_MIN_PAGES:
+        return frozenset()
+    counts: Counter[str] = Counter()
+    for page in pages:
+        lines = page.text.splitlines()
+        counts.update({_running_key(lines[index]) for index in _edge_indexes(lines)})
+    return frozenset(key for key, count in counts.items() if count >= _RUNNING_MIN_PAGES)
+
+
+def _body_lines(text: str, running: frozenset[str]) -> list[str]:
+    lines = text.splitlines()
+    if not running:
+        return lines
+    edges = _edge_indexes(lines)
+    return [
+        line
+        for index, line in enumerate(lines)
+        if index not in edges or _running_key(line) not in running
+    ]
+
+
+def _edge_indexes(lines: list[str]) -> set[int]:
+    """The first two and last two non-blank lines of a page."""
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    return set(filled[:2] + filled[-2:])
+
+
+def _running_key(line: str) -> str:
+    """A line with its numbers blanked: "Page 3 of 9" and "Page 4 of 9" are the same line."""
+    return _DIGITS.sub("#", " ".join(line.split()).lower())
 
 
 def _merge_back(drafts: list[_Draft], section: _Section | None) -> None:

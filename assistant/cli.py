@@ -36,7 +36,7 @@ from assistant.index import SearchFilter, SearchMode, drop_collection
 from assistant.ingest import IngestReport
 from assistant.models import Paper, SearchHit
 from assistant.runtime import Runtime
-from assistant.settings import Settings
+from assistant.settings import load_settings
 from assistant.sources.arxiv_api import ArxivSource
 from assistant.sources.arxiv_dump import ArxivDumpSource
 from assistant.sources.idlist import IdListSource
@@ -107,7 +107,7 @@ def parse_week(value: str | None) -> date | None:
 
 @contextmanager
 def runtime() -> Iterator[Runtime]:
-    settings = Settings()
+    settings = load_settings()
     with Runtime(settings) as rt:
         yield rt
 
@@ -553,13 +553,13 @@ def demo() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI: user errors print their message and exit 2; bugs exit 1 with a trace."""
-    settings_level = Settings().log_level.upper()
-    logging.basicConfig(
-        level=getattr(logging, settings_level, logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
+        level = load_settings().log_level.upper()
+        logging.basicConfig(
+            level=getattr(logging, level, logging.WARNING),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
         code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except UserError as exc:
         err.print(f"[red]error:[/] {exc}")

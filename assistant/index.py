@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -121,9 +121,17 @@ class QdrantIndex:
 
     @classmethod
     def open(
-        cls, settings: QdrantSettings, path: Path, model_name: str, dimension: int
+        cls,
+        settings: QdrantSettings,
+        path: Path,
+        model_name: str,
+        dimension: int | Callable[[], int],
     ) -> QdrantIndex:
-        """Connect, create the collection if needed, and check it was built by this model."""
+        """Connect, create the collection if needed, and check it was built by this model.
+
+        `dimension` may be a callable, asked only when the collection must be created (so
+        opening an existing index does not load the embedding model).
+        """
         client = connect(settings, path)
         index = cls(client, settings.collection, server=bool(settings.url))
         try:
@@ -136,7 +144,7 @@ class QdrantIndex:
             raise
         return index
 
-    def ensure_collection(self, model_name: str, dimension: int) -> None:
+    def ensure_collection(self, model_name: str, dimension: int | Callable[[], int]) -> None:
         if self._client.collection_exists(self._collection):
             meta = self._client.get_collection(self._collection).config.metadata or {}
             built_with = meta.get("embedding_model")
@@ -147,11 +155,10 @@ class QdrantIndex:
                     "every paper, or set PAPERBOT_EMBEDDING_MODEL back."
                 )
             return
+        size = dimension() if callable(dimension) else dimension
         self._client.create_collection(
             self._collection,
-            vectors_config={
-                DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)
-            },
+            vectors_config={DENSE: models.VectorParams(size=size, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={
                 "embedding_model": model_name,

@@ -239,6 +239,9 @@ class Ingestor:
         try:
             pdf = download_pdf(url, self._http, max_bytes)
             chunks = self._pdf_chunks(paper.paper_id, pdf)
+        except SourceUnavailableError as exc:  # passing trouble: try again on the next run
+            report.notes.append(f"{paper.paper_id}: full text not fetched this time: {exc}")
+            return False
         except (SourceError, InvalidInputError) as exc:
             self._store.record_fulltext_failure(paper.paper_id, paper.version, str(exc))
             report.notes.append(f"{paper.paper_id}: full text not indexed: {exc}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -109,6 +109,14 @@ class IngestSettings(BaseSettings):
     chunk_words: int = Field(180, ge=30, le=2000, description="Target words per passage.")
     chunk_overlap: int = Field(30, ge=0, le=500, description="Words shared by neighbours.")
 
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> IngestSettings:
+        if self.chunk_overlap * 2 > self.chunk_words:
+            raise ValueError(
+                "PAPERBOT_INGEST_CHUNK_OVERLAP must be at most half of PAPERBOT_INGEST_CHUNK_WORDS."
+            )
+        return self
+
 
 class SearchSettings(BaseSettings):
     """Hybrid retrieval."""
@@ -153,3 +161,31 @@ class Settings(BaseSettings):
                 "OPENAI_API_KEY if the server wants one) in the environment or .env."
             )
         return self.openai
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad value raises ConfigError naming the variable to fix."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        group = next((g for g in _GROUPS if g.__name__ == exc.title), Settings)
+        prefix = str(group.model_config.get("env_prefix", ""))
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"{prefix}{field}".upper() if field else "settings"
+            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError(
+            "Invalid configuration (environment or .env): " + "; ".join(problems)
+        ) from None
+
+
+_GROUPS: tuple[type[BaseSettings], ...] = (
+    Settings,
+    EmbeddingSettings,
+    OpenAISettings,
+    QdrantSettings,
+    ArxivSettings,
+    IngestSettings,
+    SearchSettings,
+)

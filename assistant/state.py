@@ -311,7 +311,10 @@ class StateStore:
         """Remember that this version's PDF failed, so it is not fetched again and again."""
         with self.transaction() as conn:
             self._set_status(
-                conn, paper_id, fulltext="failed", fulltext_version=version,
+                conn,
+                paper_id,
+                fulltext="failed",
+                fulltext_version=version,
                 fulltext_error=error[:500],
             )
 

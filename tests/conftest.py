@@ -7,18 +7,18 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
-from assistant.index import QdrantIndex  # noqa: E402
-from assistant.ingest import Ingestor  # noqa: E402
-from assistant.search import Searcher  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from assistant.state import StateStore  # noqa: E402
-from tests.fakes.embedder import FakeEmbedder  # noqa: E402
+from assistant.embedding import SentenceTransformerEmbedder
+from assistant.index import QdrantIndex
+from assistant.ingest import Ingestor
+from assistant.search import Searcher
+from assistant.settings import Settings
+from assistant.state import StateStore
+from tests.fakes.embedder import FakeEmbedder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent

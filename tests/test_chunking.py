@@ -39,6 +39,8 @@ def page(number: int, *lines: str) -> PageText:
         ("A Appendix details", "A Appendix details"),
         ("B.1 Proofs", "B.1 Proofs"),
         ("  4   Scaling  to 100B Parameters ", "4 Scaling to 100B Parameters"),
+        ("2 3D Scene Reconstruction", "2 3D Scene Reconstruction"),
+        ("4.2 4-bit Weights", "4.2 4-bit Weights"),
         ("1 INTRODUCTION", "1 Introduction"),
         ("5 CONCLUSION AND FUTURE WORK", "5 Conclusion and Future Work"),
         ("1 I NTRODUCTION", "1 Introduction"),  # small capitals as pypdf extracts them
@@ -170,6 +172,33 @@ def test_an_appendix_heading_resumes_indexing() -> None:
     pages = [page(1, "References", words("ref", 40), "Appendix", words("extra", 30))]
     chunks = chunk_pages("p1", pages, chunk_words=200, overlap=0)
     assert [c.section for c in chunks] == ["Appendix"]
+
+
+def test_running_heads_and_page_numbers_are_left_out() -> None:
+    pages = [
+        page(1, "A Made Up Title", "1 Introduction", words("intro", 40), "1"),
+        page(2, "Preprint of a made-up paper", words("more", 40), "2 Method", words("m", 30), "2"),
+        page(3, "Preprint of a made-up paper", words("m", 40), "3"),
+        page(4, "Preprint of a made-up paper", "3 Results", words("r", 40), "4"),
+    ]
+    chunks = chunk_pages("p1", pages, chunk_words=500, overlap=0)
+    assert [(c.section, c.text) for c in chunks] == [
+        (
+            "1 Introduction",
+            f"A Made Up Title 1 Introduction {words('intro', 40)} {words('more', 40)}",
+        ),
+        ("2 Method", f"2 Method {words('m', 30)} {words('m', 40)}"),
+        ("3 Results", f"3 Results {words('r', 40)}"),
+    ]
+
+
+def test_a_running_head_that_looks_like_a_heading_is_not_one() -> None:
+    head = "Appendix B: Extra Results"
+    pages = [page(1, "References", words("ref", 20), "Appendix B: Extra Results", words("b", 20))]
+    pages += [page(n, f"{head} {n}", words(f"p{n}x", 30)) for n in range(2, 6)]
+    chunks = chunk_pages("p1", pages, chunk_words=500, overlap=0)
+    assert [c.section for c in chunks] == ["Appendix B: Extra Results"]
+    assert head not in chunks[0].text[len(head) :]
 
 
 def test_overlap_words_are_shared_by_neighbours() -> None:

@@ -41,7 +41,7 @@ def test_old_style_and_four_digit_ids() -> None:
     "text", ["", "hello", "2407.0860", "2413.08608", "2407.086081", "x" * 100_000]
 )
 def test_malformed_ids_are_refused_with_an_example(text: str) -> None:
-    with pytest.raises(InvalidInputError, match="Expected something like 2407.08608") as info:
+    with pytest.raises(InvalidInputError, match=r"Expected something like 2407\.08608") as info:
         parse_arxiv_id(text)
     assert len(str(info.value)) < 300
 

@@ -57,8 +57,13 @@ def test_filters_restrict_to_a_paper_and_a_week(loaded: Ingestor, searcher: Sear
 
 def test_category_filter(ingestor: Ingestor, searcher: Searcher) -> None:
     records = [
-        PaperRecord(pid, "arxiv", title=f"Vision and language {pid}", categories=cats,
-                    abstract="a study of vision and language")
+        PaperRecord(
+            pid,
+            "arxiv",
+            title=f"Vision and language {pid}",
+            categories=cats,
+            abstract="a study of vision and language",
+        )
         for pid, cats in (("2401.00001", ("cs.CL",)), ("2401.00002", ("cs.CV",)))
     ]
     ingestor.ingest(RecordsSource(records), offline=True)
@@ -90,9 +95,7 @@ def test_empty_and_oversized_queries_are_refused(
         searcher.search(query)
 
 
-def test_an_index_built_by_another_model_is_refused(
-    settings: Settings, index: QdrantIndex
-) -> None:
+def test_an_index_built_by_another_model_is_refused(settings: Settings, index: QdrantIndex) -> None:
     index.close()
     other = FakeEmbedder(name="another-model")
     with pytest.raises(ConfigError, match="paperbot index rebuild"):

@@ -12,17 +12,18 @@ import pytest
 
 from assistant.errors import InvalidInputError
 from assistant.index import QdrantIndex, SearchFilter
-from assistant.models import PaperRecord
 from assistant.ingest import Ingestor
+from assistant.models import PaperRecord
 from assistant.search import Searcher
 from assistant.settings import Settings
-from assistant.sources.arxiv_api import ArxivClient
+from assistant.sources.arxiv_api import ArxivClient, ArxivSource
 from assistant.sources.arxiv_dump import ArxivDumpSource
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
 from tests.conftest import FIXTURES
 from tests.fakes.arxiv_server import FakeArxivServer, FakePaper
 from tests.fakes.embedder import FakeEmbedder
+from tests.fakes.sources import RecordsSource
 from tests.pdfs import make_pdf
 
 WEEK = date(2024, 7, 8)
@@ -59,9 +60,13 @@ def paper_pdf(topic: str) -> bytes:
 @pytest.fixture
 def arxiv_server() -> Iterator[FakeArxivServer]:
     papers = [
-        FakePaper(r.paper_id, version=r.version or 1, title=f"Full title of {r.paper_id}",
-                  authors=("Ada Example",),
-                  summary=f"Our own words about paper {r.paper_id} and its kernels.")
+        FakePaper(
+            r.paper_id,
+            version=r.version or 1,
+            title=f"Full title of {r.paper_id}",
+            authors=("Ada Example",),
+            summary=f"Our own words about paper {r.paper_id} and its kernels.",
+        )
         for r in week_records()
         if not r.paper_id.startswith("web:")
     ]
@@ -70,15 +75,27 @@ def arxiv_server() -> Iterator[FakeArxivServer]:
 
 
 def online_ingestor(
-    settings: Settings, store: StateStore, index: QdrantIndex, embedder: FakeEmbedder,
-    server: FakeArxivServer, http: httpx.Client,
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    embedder: FakeEmbedder,
+    server: FakeArxivServer,
+    http: httpx.Client,
 ) -> Ingestor:
     settings.arxiv.api_url = server.url
     settings.arxiv.pdf_base_url = server.pdf_base_url
     settings.arxiv.download_pdfs = True
     client = ArxivClient(settings.arxiv, sleep=lambda _: None)
-    return Ingestor(store, index, embedder, settings.ingest, settings.arxiv,
-                    arxiv=client, http=http, sleep=lambda _: None)
+    return Ingestor(
+        store,
+        index,
+        embedder,
+        settings.ingest,
+        settings.arxiv,
+        arxiv=client,
+        http=http,
+        sleep=lambda _: None,
+    )
 
 
 @pytest.fixture
@@ -113,8 +130,12 @@ def test_ingesting_the_same_list_again_adds_and_embeds_nothing(
 
 
 def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
-    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
-    arxiv_server: FakeArxivServer, http: httpx.Client,
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer,
+    http: httpx.Client,
 ) -> None:
     for paper in arxiv_server.papers.values():
         arxiv_server.pdfs[f"{paper.arxiv_id}v{paper.version}"] = paper_pdf(paper.arxiv_id)
@@ -136,20 +157,24 @@ def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
 
 
 def test_a_new_arxiv_version_replaces_the_papers_passages(
-    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
-    arxiv_server: FakeArxivServer, http: httpx.Client,
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer,
+    http: httpx.Client,
 ) -> None:
     arxiv_server.pdfs["2407.08608v1"] = paper_pdf("the first version")
     ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
     ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK))
     before = index.count()
     arxiv_server.papers["2407.08608"] = FakePaper(
-        "2407.08608", version=2, title="Full title of 2407.08608",
+        "2407.08608",
+        version=2,
+        title="Full title of 2407.08608",
         summary="Revised words for the second version.",
     )
     arxiv_server.pdfs["2407.08608v2"] = paper_pdf("the second version")
-    from assistant.sources.arxiv_api import ArxivSource
-
     report = ingestor.ingest(ArxivSource(ingestor._arxiv, ["2407.08608"]))  # type: ignore[arg-type]
     assert report.fulltext == 1 and report.indexed_papers == 1
     assert store.versions("2407.08608") == [1, 2]
@@ -162,8 +187,12 @@ def test_a_new_arxiv_version_replaces_the_papers_passages(
 
 
 def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
-    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
-    arxiv_server: FakeArxivServer, http: httpx.Client,
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer,
+    http: httpx.Client,
 ) -> None:
     ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
     settings.arxiv.max_retries = 1
@@ -183,8 +212,12 @@ def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
 
 
 def test_an_unreadable_pdf_is_recorded_and_the_paper_still_indexed(
-    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
-    arxiv_server: FakeArxivServer, http: httpx.Client,
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer,
+    http: httpx.Client,
 ) -> None:
     arxiv_server.pdfs["2407.08608v1"] = b"%PDF-1.7 this is not really a PDF"
     ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
@@ -222,13 +255,29 @@ def test_a_dump_with_a_truncated_line_ingests_the_rest(
     ingestor: Ingestor, store: StateStore, tmp_path: Path
 ) -> None:
     lines = [
-        json.dumps({"id": "2401.00001", "title": "A", "abstract": "first made-up abstract",
-                    "authors": "A. One", "categories": "cs.LG", "update_date": "2024-01-02",
-                    "versions": [{"version": "v1", "created": "Mon, 1 Jan 2024 10:00:00 GMT"}]}),
+        json.dumps(
+            {
+                "id": "2401.00001",
+                "title": "A",
+                "abstract": "first made-up abstract",
+                "authors": "A. One",
+                "categories": "cs.LG",
+                "update_date": "2024-01-02",
+                "versions": [{"version": "v1", "created": "Mon, 1 Jan 2024 10:00:00 GMT"}],
+            }
+        ),
         '{"id": "2401.00002", "title": "B", "abstr',
-        json.dumps({"id": "2401.00003", "title": "C", "abstract": "third made-up abstract",
-                    "authors": "C. Three", "categories": "cs.CL", "update_date": "2024-01-03",
-                    "versions": [{"version": "v2", "created": "Tue, 2 Jan 2024 10:00:00 GMT"}]}),
+        json.dumps(
+            {
+                "id": "2401.00003",
+                "title": "C",
+                "abstract": "third made-up abstract",
+                "authors": "C. Three",
+                "categories": "cs.CL",
+                "update_date": "2024-01-03",
+                "versions": [{"version": "v2", "created": "Tue, 2 Jan 2024 10:00:00 GMT"}],
+            }
+        ),
     ]
     dump = tmp_path / "dump.jsonl"
     dump.write_text("\n".join(lines) + "\n")
@@ -237,3 +286,29 @@ def test_a_dump_with_a_truncated_line_ingests_the_rest(
     assert [p.where for p in report.problems] == [f"{dump}:2"]
     assert {p.paper_id for p in store.papers()} == {"2401.00001", "2401.00003"}
     assert store.needing_enrichment() == []  # dumps carry complete metadata
+
+
+def test_a_passing_pdf_outage_is_retried_on_the_next_run(
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    fake_embedder: FakeEmbedder,
+    arxiv_server: FakeArxivServer,
+    http: httpx.Client,
+) -> None:
+    ingestor = online_ingestor(settings, store, index, fake_embedder, arxiv_server, http)
+    known = RecordsSource(
+        [
+            PaperRecord(
+                "2407.08608", "arxiv", title="FlashAttention-3", version=1, abstract="Our words."
+            )
+        ]
+    )
+    arxiv_server.pdfs["2407.08608v1"] = paper_pdf("recovered text")
+    arxiv_server.fail_next(1, status=503)
+    first = ingestor.ingest(known)
+    assert any("not fetched this time" in n for n in first.notes)
+    assert store.index_status("2407.08608").fulltext == "none"
+    second = ingestor.ingest(known)
+    assert second.fulltext == 1
+    assert store.index_status("2407.08608").fulltext == "indexed"
