@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -29,11 +30,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from assistant.conversations import Scope
+from assistant.core import find_paper
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.evaluation import evaluate, load_qrels
 from assistant.ids import find_arxiv_id, paper_key, parse_arxiv_id
 from assistant.index import SearchFilter, SearchMode, drop_collection
 from assistant.ingest import IngestReport
+from assistant.messages import Citation, IncomingMessage
 from assistant.models import Paper, SearchHit
 from assistant.runtime import Runtime
 from assistant.settings import load_settings
@@ -41,6 +45,8 @@ from assistant.sources.arxiv_api import ArxivSource
 from assistant.sources.arxiv_dump import ArxivDumpSource
 from assistant.sources.idlist import IdListSource
 from assistant.sources.potw import PotwSource
+from connectors.console.chat import ConsoleChat
+from connectors.console.render import render_reply
 
 log = logging.getLogger(__name__)
 
@@ -466,6 +472,74 @@ def stats(as_json: JsonOpt = False) -> None:
         for key, value in data.items():
             table.add_row(key.replace("_", " "), f"[bold]{value}[/]")
         out.print(table)
+
+
+# -- questions ----------------------------------------------------------------------------
+
+
+def citation_dict(c: Citation) -> dict[str, Any]:
+    return c.as_dict()
+
+
+@app.command("ask")
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    paper: Annotated[str | None, typer.Option(help="Only this paper (ID, URL or #n).")] = None,
+    week: Annotated[str | None, typer.Option(help="Only papers listed that week.")] = None,
+    thread: Annotated[
+        str | None, typer.Option(help="Continue this conversation (any name you like).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the papers, with citations (extractive without an LLM)."""
+    with runtime() as rt:
+        scope = None
+        if paper or week:
+            paper_ids = (find_paper(rt.store, paper).paper_id,) if paper else ()
+            scope = Scope(paper_ids=paper_ids, week=resolve_week(rt, week))
+        conversation = thread or uuid.uuid4().hex[:8]
+        message = IncomingMessage("cli", "cli", "cli", question, thread=conversation)
+        streamed: list[str] = []
+
+        def on_delta(piece: str) -> None:
+            if not as_json:
+                streamed.append(piece)
+                out.print(piece, end="", markup=False, highlight=False)
+
+        reply = rt.assistant.ask(message, scope, on_delta)
+        if reply.kind == "error":
+            raise InvalidInputError(reply.text)
+        if as_json:
+            emit_json(
+                {
+                    "answer": reply.text,
+                    "mode": reply.mode,
+                    "language": reply.language,
+                    "citations": [citation_dict(c) for c in reply.citations],
+                    "thread": conversation,
+                }
+            )
+            return
+        if streamed:
+            out.print()
+        out.print(render_reply(reply, streamed=bool(streamed) and reply.mode == "llm"))
+        out.print(f"[dim]thread {conversation}: continue with --thread {conversation}[/]")
+
+
+@app.command("chat")
+def chat() -> None:
+    """A terminal chat: `/paper` commands, and plain lines as follow-ups in a thread."""
+    with runtime() as rt:
+        session = ConsoleChat(rt.assistant, out)
+
+        def lines() -> Iterator[str]:
+            while True:
+                try:
+                    yield out.input(f"[bold cyan]{session.thread}>[/] ")
+                except (EOFError, KeyboardInterrupt):
+                    return
+
+        session.run(lines())
 
 
 # -- index and evaluation ---------------------------------------------------------------

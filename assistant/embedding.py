@@ -111,17 +111,18 @@ class OpenAIEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        import openai
+        from assistant.llm import openai_errors
 
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
-            try:
+            with openai_errors(self._model, "PAPERBOT_EMBEDDING_MODEL"):
                 response = self._client.embeddings.create(model=self._model, input=batch)
-            except openai.AuthenticationError as exc:
+            if len(response.data) != len(batch):
                 raise ConfigError(
-                    "The embeddings server refused the API key: check OPENAI_API_KEY."
-                ) from exc
+                    f"The embeddings server returned {len(response.data)} vectors for "
+                    f"{len(batch)} texts: is PAPERBOT_EMBEDDING_MODEL an embedding model?"
+                )
             ordered = sorted(response.data, key=lambda d: d.index)
             vectors.extend(_unit(list(d.embedding)) for d in ordered)
         if vectors and self._dimension is None:
@@ -142,14 +143,8 @@ def build_embedder(settings: EmbeddingSettings, openai_settings: OpenAISettings)
         raise ConfigError(
             "PAPERBOT_EMBEDDING_BACKEND=openai needs OPENAI_BASE_URL (and OPENAI_API_KEY)."
         )
-    import openai
+    from assistant.llm import build_openai_client
 
-    key = openai_settings.api_key.get_secret_value() if openai_settings.api_key else "none"
-    client = openai.OpenAI(
-        api_key=key,
-        base_url=openai_settings.base_url,
-        timeout=openai_settings.timeout,
-        max_retries=openai_settings.max_retries,
-    )
+    client = build_openai_client(openai_settings)
     model = settings.model if settings.model != PACKAGED_MODEL else "text-embedding-3-small"
     return OpenAIEmbedder(client, model, settings.batch_size)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -73,6 +73,7 @@ class ChunkHit:
     title: str
     url: str | None
     score: float
+    similarity: float | None = None  # cosine of query and passage embeddings, if known
 
 
 class VectorIndex(Protocol):
@@ -221,9 +222,13 @@ class QdrantIndex:
                 "query": models.FusionQuery(fusion=models.Fusion.RRF),
             }
         response = self._client.query_points(
-            self._collection, limit=limit, with_payload=True, **kwargs
+            self._collection,
+            limit=limit,
+            with_payload=True,
+            with_vectors=[DENSE] if dense else False,
+            **kwargs,
         )
-        return [_hit(p) for p in response.points]
+        return [_hit(p, dense) for p in response.points]
 
     def count(self) -> int:
         return int(self._client.count(self._collection, exact=True).count)
@@ -304,8 +309,19 @@ def _payload(item: IndexedChunk) -> dict[str, Any]:
     }
 
 
-def _hit(point: models.ScoredPoint) -> ChunkHit:
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
+    return dot / norm if norm else 0.0
+
+
+def _hit(point: models.ScoredPoint, dense: list[float]) -> ChunkHit:
     p = point.payload or {}
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    stored = vectors.get(DENSE)
+    similarity = None
+    if dense and isinstance(stored, list) and stored and isinstance(stored[0], float):
+        similarity = _cosine(dense, cast("list[float]", stored))
     chunk = Chunk(
         paper_id=p["paper_id"],
         ordinal=int(p["ordinal"]),
@@ -314,4 +330,10 @@ def _hit(point: models.ScoredPoint) -> ChunkHit:
         section=p.get("section"),
         page=p.get("page"),
     )
-    return ChunkHit(chunk=chunk, title=p.get("title", ""), url=p.get("url"), score=point.score)
+    return ChunkHit(
+        chunk=chunk,
+        title=p.get("title", ""),
+        url=p.get("url"),
+        score=point.score,
+        similarity=similarity,
+    )

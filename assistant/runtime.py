@@ -15,9 +15,13 @@ from types import TracebackType
 
 import httpx
 
+from assistant.answering import Answerer
+from assistant.conversations import ConversationStore
+from assistant.core import Assistant
 from assistant.embedding import Embedder, build_embedder
 from assistant.index import QdrantIndex
 from assistant.ingest import Ingestor
+from assistant.llm import ChatModel, build_chat_model
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.arxiv_api import ArxivClient
@@ -88,6 +92,36 @@ class Runtime:
     @cached_property
     def searcher(self) -> Searcher:
         return Searcher(self.embedder, self.index, self.settings.search)
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        return ConversationStore(self.store, self.settings.answer.history_turns)
+
+    @cached_property
+    def chat_model(self) -> ChatModel | None:
+        return build_chat_model(self.settings.openai, self.settings.llm)
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        s = self.settings
+        return Answerer(
+            self.searcher,
+            self.chat_model,
+            self.conversations,
+            s.answer,
+            s.llm,
+            titles=self._title,
+        )
+
+    def _title(self, paper_id: str) -> str | None:
+        paper = self.store.get_paper(paper_id)
+        return paper.title if paper else None
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        return Assistant(
+            self.store, self.conversations, self.searcher, self.answerer, self.settings.answer
+        )
 
     def close(self) -> None:
         """Close whatever was opened, the index first (it holds a folder lock)."""

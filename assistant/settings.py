@@ -63,6 +63,19 @@ class OpenAISettings(BaseSettings):
         return self.api_key is not None or self.base_url is not None
 
 
+class LLMSettings(BaseSettings):
+    """Generated answers, summaries and Q&A (used only when an OpenAI-compatible server is set)."""
+
+    model_config = _config("PAPERBOT_LLM_")
+
+    model: str = Field("gpt-4o-mini", description="Chat model name on the server.")
+    max_tokens: int = Field(700, ge=16, le=16000, description="Longest answer, in tokens.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    daily_token_budget: int = Field(
+        2_000_000, ge=0, description="LLM tokens a day across all users; 0 = no LLM use."
+    )
+
+
 class QdrantSettings(BaseSettings):
     """Where the vector index lives: embedded under the data dir, or a Qdrant server."""
 
@@ -132,6 +145,46 @@ class SearchSettings(BaseSettings):
     )
 
 
+class AnswerSettings(BaseSettings):
+    """Grounded answers: retrieval depth, relevance thresholds, limits."""
+
+    model_config = _config("PAPERBOT_ANSWER_")
+
+    passages: int = Field(6, ge=1, le=20, description="Passages given to the answerer.")
+    quotes: int = Field(3, ge=1, le=10, description="Passages quoted by the extractive answerer.")
+    max_question_chars: int = Field(
+        1500, ge=20, description="Longer questions are refused with a message."
+    )
+    min_similarity: float = Field(
+        0.35,
+        ge=-1,
+        le=1,
+        description="Cosine similarity a passage needs to count as relevant (corpus-wide).",
+    )
+    min_similarity_in_scope: float = Field(
+        0.2,
+        ge=-1,
+        le=1,
+        description="The same within a paper or week the user chose (a thread's paper).",
+    )
+    similarity_margin: float = Field(
+        0.2,
+        ge=0,
+        le=2,
+        description="Passages less similar than the best one by more than this are left out.",
+    )
+    min_term_coverage: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Share of the question's names and terms a passage must contain to "
+        "count as relevant when its similarity is lower (e.g. a Japanese question).",
+    )
+    history_turns: int = Field(6, ge=0, le=50, description="Earlier turns used as context.")
+    user_per_minute: int = Field(10, ge=1, description="Questions per user per minute.")
+    channel_per_minute: int = Field(30, ge=1, description="Questions per channel per minute.")
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it once, in the entry point."""
 
@@ -141,10 +194,12 @@ class Settings(BaseSettings):
     log_level: str = Field("WARNING", description="Logging level of the CLI and services.")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     arxiv: ArxivSettings = Field(default_factory=ArxivSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
 
     @property
     def state_path(self) -> Path:
@@ -184,8 +239,10 @@ _GROUPS: tuple[type[BaseSettings], ...] = (
     Settings,
     EmbeddingSettings,
     OpenAISettings,
+    LLMSettings,
     QdrantSettings,
     ArxivSettings,
     IngestSettings,
     SearchSettings,
+    AnswerSettings,
 )

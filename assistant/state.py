@@ -78,6 +78,45 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        scope_papers TEXT NOT NULL DEFAULT '[]',
+        scope_week TEXT,
+        focus_papers TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (platform, channel, thread)
+    );
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+        role TEXT NOT NULL,
+        user TEXT,
+        text TEXT NOT NULL,
+        standalone TEXT,
+        mode TEXT,
+        language TEXT,
+        citations TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX turns_by_conversation ON turns (conversation_id, id);
+    CREATE TABLE subscriptions (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        subscribed_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (platform, channel)
+    );
+    CREATE TABLE llm_usage (
+        day TEXT PRIMARY KEY,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        calls INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )
 
 _AUTHORITATIVE = {"arxiv", "arxiv-dump"}
@@ -165,6 +204,11 @@ class StateStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read-only statement (for the stores built on this database)."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
 
     # -- papers -------------------------------------------------------------
 

@@ -9,9 +9,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from assistant.answering import Answer, Answerer, ungrounded_citations
 from assistant.embedding import SentenceTransformerEmbedder
 from assistant.index import QdrantIndex
 from assistant.ingest import Ingestor
@@ -31,6 +33,23 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith(("PAPERBOT_", "QDRANT_", "OPENAI_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _every_citation_is_grounded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Answer]]:
+    """Every answer any test produces must cite only passages it retrieved."""
+    produced: list[Answer] = []
+    original = Answerer.ask
+
+    def checked(self: Answerer, *args: Any, **kwargs: Any) -> Answer:
+        answer = original(self, *args, **kwargs)
+        bad = ungrounded_citations(answer)
+        assert not bad, f"citations not backed by a retrieved passage: {bad}"
+        produced.append(answer)
+        return answer
+
+    monkeypatch.setattr(Answerer, "ask", checked)
+    yield produced
 
 
 @pytest.fixture

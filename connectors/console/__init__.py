@@ -1,0 +1,1 @@
+"""The console connector: the same core, in a terminal."""
