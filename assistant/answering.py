@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from assistant.conversations import ConversationStore, Scope, Turn
+from assistant.embedding import Embedder
 from assistant.errors import InvalidInputError
 from assistant.index import ChunkHit, SearchFilter
 from assistant.language import detect_language, language_name
 from assistant.llm import ChatMessage, ChatModel, LLMUnavailableError
 from assistant.messages import Citation
-from assistant.quotes import best_quote
+from assistant.quotes import SentenceScorer, best_quote, sentence_spans
 from assistant.search import Searcher
 from assistant.settings import AnswerSettings, LLMSettings
 from assistant.sparse import tokenize
@@ -121,8 +122,10 @@ class Answerer:
         settings: AnswerSettings,
         llm_settings: LLMSettings,
         titles: Callable[[str], str | None] = lambda paper_id: None,
+        embedder: Embedder | None = None,
     ) -> None:
         self._titles = titles
+        self._embedder = embedder
         self._searcher = searcher
         self._chat = chat
         self._conversations = conversations
@@ -282,16 +285,39 @@ class Answerer:
         if not text.strip():
             raise LLMUnavailableError("the model returned an empty answer")
         cited = numbers or list(range(1, min(2, len(hits)) + 1))
-        terms = set(tokenize(text))
-        citations = tuple(_citation(n, hits[n - 1], terms) for n in cited)
+        citations = tuple(self._citation(n, hits[n - 1], _claim(text, n) or text) for n in cited)
         return Answer(text, "llm", language, citations, standalone, retrieved=tuple(hits))
+
+    def _citation(self, number: int, hit: ChunkHit, about: str) -> Citation:
+        """Cite `hit`, quoting its sentences closest to `about` (a question or a claim)."""
+        # the paper's own name says nothing about which of its sentences answers
+        title_words = re.compile(
+            "|".join(re.escape(w) for w in hit.title.split() if len(w) > 2) or "$^",
+            re.IGNORECASE,
+        )
+        topic = " ".join(title_words.sub(" ", about).split()) or about
+        terms = set(tokenize(topic))
+        return _make_citation(
+            number, hit, best_quote(hit.chunk.text, terms, similarity=self._scorer(topic))
+        )
+
+    def _scorer(self, about: str) -> SentenceScorer | None:
+        embedder = self._embedder
+        if embedder is None:
+            return None
+
+        def score(sentences: Sequence[str]) -> list[float]:
+            vectors = embedder.embed([about, *sentences])
+            query = vectors[0]
+            return [sum(a * b for a, b in zip(query, v, strict=True)) for v in vectors[1:]]
+
+        return score
 
     def _extract(
         self, query: str, language: str, hits: Sequence[ChunkHit], note: str | None
     ) -> Answer:
-        terms = set(tokenize(query))
         chosen = _diverse(hits, self._settings.quotes)
-        citations = tuple(_citation(i, h, terms) for i, h in enumerate(chosen, start=1))
+        citations = tuple(self._citation(i, h, query) for i, h in enumerate(chosen, start=1))
         lines = [note or text_for(language, "quotes"), ""]
         for c in citations:
             where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
@@ -315,15 +341,7 @@ def ungrounded_citations(answer: Answer) -> list[Citation]:
     return [c for c in answer.citations if not grounded(c)]
 
 
-def _diverse(hits: Sequence[ChunkHit], count: int) -> list[ChunkHit]:
-    """The best hits, preferring one passage per paper before a second from the same one."""
-    first = list({h.chunk.paper_id: h for h in reversed(hits)}.values())[::-1]
-    ordered = sorted(first, key=hits.index)
-    rest = [h for h in hits if h not in ordered]
-    return (ordered + rest)[:count]
-
-
-def _citation(number: int, hit: ChunkHit, terms: set[str]) -> Citation:
+def _make_citation(number: int, hit: ChunkHit, quote: str) -> Citation:
     chunk = hit.chunk
     return Citation(
         number=number,
@@ -332,8 +350,22 @@ def _citation(number: int, hit: ChunkHit, terms: set[str]) -> Citation:
         url=hit.url,
         section=chunk.section,
         page=chunk.page,
-        quote=best_quote(chunk.text, terms),
+        quote=quote,
     )
+
+
+def _diverse(hits: Sequence[ChunkHit], count: int) -> list[ChunkHit]:
+    """The best hits, preferring one passage per paper before a second from the same one."""
+    first = list({h.chunk.paper_id: h for h in reversed(hits)}.values())[::-1]
+    ordered = sorted(first, key=hits.index)
+    rest = [h for h in hits if h not in ordered]
+    return (ordered + rest)[:count]
+
+
+def _claim(answer: str, number: int) -> str:
+    """The sentences of an answer that cite passage `number`."""
+    marker = f"[{number}]"
+    return " ".join(answer[a:b] for a, b in sentence_spans(answer) if marker in answer[a:b])
 
 
 def _key_terms(text: str, limit: int = 6) -> list[str]:

@@ -593,6 +593,7 @@ def eval_retrieval(
 # -- demo -------------------------------------------------------------------------------
 
 SAMPLE_WEEK = Path(__file__).parent / "data" / "sample_potw.md"
+DEMO_QUESTION = "How does FlashAttention-3 keep FP8 attention accurate?"
 DEMO_QUERIES = (
     "making exact attention faster on new GPUs",
     "FlashAttention-3の主な貢献は何ですか？",
@@ -601,7 +602,7 @@ DEMO_QUERIES = (
 
 @app.command("demo")
 def demo() -> None:
-    """Ingest the bundled sample week (offline, no keys) and search it."""
+    """Ingest the bundled sample week (offline, no keys), search it and ask about it."""
     with runtime() as rt:
         out.rule("[bold]paperbot demo[/]: embedded Qdrant, SQLite, local embeddings")
         out.print(f"data dir: {rt.settings.data_dir.resolve()}")
@@ -616,9 +617,15 @@ def demo() -> None:
             hits = rt.searcher.search(query, k=3)
             print_hits(query, hits)
             out.print(f"[dim]{(time.perf_counter() - started) * 1000:.0f} ms[/]")
+        question = DEMO_QUESTION
+        out.rule(f"[bold]paperbot ask[/] {question}")
+        message = IncomingMessage("cli", "demo", "demo", question, thread="demo")
+        reply = rt.assistant.ask(message)
+        out.print(render_reply(reply))
         out.print(
-            "Next: `paperbot search QUERY`, `paperbot papers --week 2024-07-08`, "
-            "`paperbot show 2407.08608`, `paperbot ingest potw --all` (online)."
+            "Next: `paperbot chat` (a conversation with /paper commands and follow-ups), "
+            "`paperbot ask QUESTION`, `paperbot search QUERY`, `paperbot show 2407.08608`, "
+            "`paperbot ingest potw --all` (online). Set OPENAI_BASE_URL for generated answers."
         )
 
 

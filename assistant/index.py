@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +22,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from assistant.errors import ConfigError, IndexUnavailableError
+from assistant.fusion import Fusion, fuse
 from assistant.models import Chunk
 from assistant.settings import QdrantSettings
 from assistant.sparse import SparseVector
@@ -95,8 +96,11 @@ class VectorIndex(Protocol):
         limit: int,
         mode: SearchMode = SearchMode.HYBRID,
         prefetch: int = 50,
+        weights: tuple[float, float] = (1.0, 1.0),
+        fusion: Fusion = Fusion.DBSF,
     ) -> list[ChunkHit]:
-        """The best passages for a query, best first."""
+        """The best passages for a query, best first; hybrid mode fuses the dense and the
+        sparse candidates with `fusion`, weighting them by `weights` (dense, sparse)."""
         ...
 
     def count(self) -> int:
@@ -204,31 +208,41 @@ class QdrantIndex:
         limit: int,
         mode: SearchMode = SearchMode.HYBRID,
         prefetch: int = 50,
+        weights: tuple[float, float] = (1.0, 1.0),
+        fusion: Fusion = Fusion.DBSF,
     ) -> list[ChunkHit]:
         flt = _filter(where)
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
-        if mode is SearchMode.DENSE or (mode is SearchMode.HYBRID and not sparse.indices):
-            kwargs: dict[str, Any] = {"query": dense, "using": DENSE, "query_filter": flt}
-        elif mode is SearchMode.SPARSE:
-            if not sparse.indices:
-                return []
-            kwargs = {"query": sparse_query, "using": SPARSE, "query_filter": flt}
-        else:
-            kwargs = {
-                "prefetch": [
-                    models.Prefetch(query=dense, using=DENSE, filter=flt, limit=prefetch),
-                    models.Prefetch(query=sparse_query, using=SPARSE, filter=flt, limit=prefetch),
-                ],
-                "query": models.FusionQuery(fusion=models.Fusion.RRF),
-            }
-        response = self._client.query_points(
-            self._collection,
-            limit=limit,
+        requests = []
+        if mode is not SearchMode.SPARSE and dense:
+            requests.append(self._request(dense, DENSE, flt, limit, prefetch, mode))
+        if mode is not SearchMode.DENSE and sparse.indices:
+            requests.append(self._request(sparse_query, SPARSE, flt, limit, prefetch, mode))
+        if not requests:
+            return []
+        responses = self._client.query_batch_points(self._collection, requests=requests)
+        lists = [[_hit(p, dense) for p in r.points] for r in responses]
+        if len(lists) == 1:
+            return lists[0][:limit]
+        return _fused(lists, weights, fusion)[:limit]
+
+    @staticmethod
+    def _request(
+        query: list[float] | models.SparseVector,
+        using: str,
+        flt: models.Filter | None,
+        limit: int,
+        prefetch: int,
+        mode: SearchMode,
+    ) -> models.QueryRequest:
+        return models.QueryRequest(
+            query=query,
+            using=using,
+            filter=flt,
+            limit=prefetch if mode is SearchMode.HYBRID else limit,
             with_payload=True,
-            with_vectors=[DENSE] if dense else False,
-            **kwargs,
+            with_vector=[DENSE],
         )
-        return [_hit(p, dense) for p in response.points]
 
     def count(self) -> int:
         return int(self._client.count(self._collection, exact=True).count)
@@ -307,6 +321,18 @@ def _payload(item: IndexedChunk) -> dict[str, Any]:
         "categories": list(item.categories),
         "content_hash": item.content_hash,
     }
+
+
+def _fused(
+    lists: Sequence[Sequence[ChunkHit]], weights: tuple[float, float], method: Fusion
+) -> list[ChunkHit]:
+    by_key = {_key(h): h for hits in lists for h in hits}
+    ranked = [[(_key(h), h.score) for h in hits] for hits in lists]
+    return [replace(by_key[key], score=score) for key, score in fuse(ranked, weights, method)]
+
+
+def _key(hit: ChunkHit) -> tuple[str, int]:
+    return (hit.chunk.paper_id, hit.chunk.ordinal)
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:

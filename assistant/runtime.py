@@ -111,6 +111,7 @@ class Runtime:
             s.answer,
             s.llm,
             titles=self._title,
+            embedder=self.embedder,
         )
 
     def _title(self, paper_id: str) -> str | None:

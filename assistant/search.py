@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from assistant.embedding import Embedder
 from assistant.errors import InvalidInputError
+from assistant.fusion import Fusion, dense_weight
 from assistant.index import ChunkHit, SearchFilter, SearchMode, VectorIndex
 from assistant.models import SearchHit
 from assistant.settings import SearchSettings
@@ -46,6 +47,7 @@ class Searcher:
         limit: int,
         where: SearchFilter | None = None,
         mode: SearchMode = SearchMode.HYBRID,
+        fusion: Fusion | None = None,
     ) -> list[ChunkHit]:
         """The best passages for a query (several may come from the same paper)."""
         text = validate_query(query, self._settings.max_query_chars)
@@ -57,6 +59,8 @@ class Searcher:
             limit=limit,
             mode=mode,
             prefetch=max(self._settings.prefetch, limit),
+            weights=(dense_weight(text), 1.0),
+            fusion=fusion or self._settings.fusion,
         )
 
     def search(
@@ -65,12 +69,13 @@ class Searcher:
         k: int | None = None,
         where: SearchFilter | None = None,
         mode: SearchMode = SearchMode.HYBRID,
+        fusion: Fusion | None = None,
     ) -> list[SearchHit]:
         """The best `k` papers for a query, each with its best passage as the snippet."""
         k = k or self._settings.default_k
         if not 1 <= k <= 100:
             raise InvalidInputError("k must be between 1 and 100.")
-        hits = self.passages(query, limit=max(k * 5, 20), where=where, mode=mode)
+        hits = self.passages(query, limit=max(k * 5, 20), where=where, mode=mode, fusion=fusion)
         best: dict[str, ChunkHit] = {}
         for hit in hits:
             best.setdefault(hit.chunk.paper_id, hit)

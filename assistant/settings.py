@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
+from assistant.fusion import Fusion
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 POTW_README_URL = "https://raw.githubusercontent.com/dair-ai/ML-Papers-of-the-Week/main/README.md"
@@ -141,7 +142,12 @@ class SearchSettings(BaseSettings):
         2000, ge=10, description="Longer queries are refused with a message."
     )
     prefetch: int = Field(
-        50, ge=1, le=1000, description="Candidates each of dense and sparse gives RRF."
+        50, ge=1, le=1000, description="Candidates each of dense and sparse hands to fusion."
+    )
+    fusion: Fusion = Field(
+        Fusion.DBSF,
+        description="How hybrid search merges dense and sparse candidates: `dbsf` "
+        "(score-distribution fusion, the default) or `rrf` (reciprocal rank fusion).",
     )
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
 from assistant.evaluation import Qrel, evaluate, load_qrels  # noqa: E402
+from assistant.fusion import Fusion  # noqa: E402
 from assistant.index import QdrantIndex, SearchMode  # noqa: E402
 from assistant.ingest import Ingestor, embedding_text  # noqa: E402
 from assistant.search import Searcher  # noqa: E402
@@ -73,12 +74,18 @@ def retrieval(embedder: SentenceTransformerEmbedder) -> dict[str, object]:
         groups[f"lang={q.tags.get('lang', '?')}"].append(q)
         groups[f"kind={q.tags.get('kind', '?')}"].append(q)
     results: dict[str, dict[str, object]] = {}
-    for mode in SearchMode:
+    variants = {
+        "hybrid": (SearchMode.HYBRID, Fusion.DBSF),
+        "hybrid-rrf": (SearchMode.HYBRID, Fusion.RRF),
+        "dense": (SearchMode.DENSE, Fusion.DBSF),
+        "sparse": (SearchMode.SPARSE, Fusion.DBSF),
+    }
+    for name, (mode, fusion) in variants.items():
 
-        def rank(query: str, m: SearchMode = mode) -> list[str]:
-            return [h.paper_id for h in stack.searcher.search(query, k=10, mode=m)]
+        def rank(query: str, m: SearchMode = mode, f: Fusion = fusion) -> list[str]:
+            return [h.paper_id for h in stack.searcher.search(query, k=10, mode=m, fusion=f)]
 
-        results[mode.value] = {g: evaluate(qs, rank).as_dict() for g, qs in groups.items()}
+        results[name] = {g: evaluate(qs, rank).as_dict() for g, qs in groups.items()}
     papers = stack.store.stats()["papers"]
     stack.close()
     return {"papers": papers, "queries": len(qrels), "by_mode": results}
@@ -153,8 +160,12 @@ def markdown(results: dict[str, object]) -> str:
         "",
         f"### Retrieval quality ({r['queries']} labelled queries over {r['papers']} papers)",
         "",
-        "Corpus and queries: `bench/data/` (written for this project; English paraphrase and",
-        "keyword queries, Japanese questions naming a paper). Index: list descriptions and titles.",
+        "Corpus and queries: `bench/data/` (written for this project): English paraphrase and",
+        "keyword queries, English *recall* queries that describe a paper in other words than",
+        "its description (at most 25% shared content words), and Japanese questions naming a",
+        "paper. Index: list descriptions and titles. `hybrid` is the default (dense + sparse,",
+        "score-distribution fusion, dense weighted by the query's share of Latin letters);",
+        "`hybrid-rrf` is the same with reciprocal rank fusion (k=2).",
         "",
         "| mode | group | queries | Recall@1 | Recall@5 | Recall@10 | MRR@10 |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -162,7 +173,7 @@ def markdown(results: dict[str, object]) -> str:
     by_mode = r["by_mode"]
     groups = list(next(iter(by_mode.values())).keys())
     for group in groups:
-        for mode in ("hybrid", "dense", "sparse"):
+        for mode in ("hybrid", "hybrid-rrf", "dense", "sparse"):
             s = by_mode[mode][group]
             name = f"**{mode}**" if mode == "hybrid" else mode
             lines.append(

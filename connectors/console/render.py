@@ -24,7 +24,8 @@ def render_reply(reply: Reply, streamed: bool = False) -> RenderableType:
     blocks += [render_card(c) for c in cards]
     blocks += [render_results(r) for r in lists if reply.kind != "search" or streamed]
     if reply.citations:
-        blocks.append(render_citations(reply.citations))
+        # extractive answers already show their quotes in the text
+        blocks.append(render_citations(reply.citations, quotes=reply.mode == "llm"))
     if reply.mode:
         blocks.append(Text(f"({reply.mode} answer, language: {reply.language})", style="dim"))
     return Group(*blocks)
@@ -60,18 +61,18 @@ def render_results(results: ResultList) -> Table:
     return table
 
 
-def render_citations(citations: tuple[Citation, ...]) -> Table:
-    table = Table(title="Sources", show_lines=True, expand=True, title_justify="left")
+def render_citations(citations: tuple[Citation, ...], quotes: bool = True) -> Table:
+    table = Table(title="Sources", show_lines=quotes, expand=True, title_justify="left")
     table.add_column("", width=4)
     table.add_column("paper", ratio=2)
-    table.add_column("quoted passage", ratio=3)
+    table.add_column("where", ratio=1)
+    if quotes:
+        table.add_column("quoted passage", ratio=3)
     for c in citations:
         where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
-        table.add_row(
-            f"[{c.number}]",
-            f"[bold]{c.title}[/]\n{c.paper_id}"
-            + (f"\n{where}" if where else "")
-            + (f"\n[link={c.url}]{c.url}[/link]" if c.url else ""),
-            f"“{c.quote}”",
-        )
+        paper = f"[bold]{c.title}[/] ({c.paper_id})" + (f"\n{c.url}" if c.url else "")
+        row = [f"[{c.number}]", paper, where or "abstract / list"]
+        if quotes:
+            row.append(f"“{c.quote}”")
+        table.add_row(*row)
     return table
