@@ -54,7 +54,7 @@ def test_paper_commands_and_follow_ups_in_the_current_thread(stack: Stack) -> No
 
 
 def test_thread_switching_keeps_conversations_apart(stack: Stack) -> None:
-    session, console = chat_session(stack)
+    session, _ = chat_session(stack)
     session.handle_line("/paper show 2407.08608")
     first = session.thread
     session.handle_line("/thread NEW")
