@@ -36,7 +36,7 @@ from assistant.settings import ArxivSettings, IngestSettings
 from assistant.sources.arxiv_api import ArxivClient
 from assistant.sources.base import PaperSource
 from assistant.sparse import document_vector
-from assistant.state import StateStore
+from assistant.state import IndexStatus, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -255,17 +255,17 @@ class Ingestor:
         return chunk_pages(paper_id, pages, s.chunk_words, s.chunk_overlap)
 
     def _index_papers(self, paper_ids: Sequence[str], report: IngestReport) -> None:
-        pending: list[tuple[Paper, list[Chunk], str]] = []
+        pending: list[tuple[Paper, list[Chunk], str, IndexStatus]] = []
         for paper in self._store.papers(paper_ids=paper_ids):
             chunks = self.passages(paper)
             digest = content_hash(paper, chunks)
             status = self._store.index_status(paper.paper_id)
             if status.content_hash == digest and status.embed_model == self._embedder.name:
                 continue
-            pending.append((paper, chunks, digest))
+            pending.append((paper, chunks, digest, status))
         if not pending:
             return
-        texts = [embedding_text(p, c) for p, chunks, _ in pending for c in chunks]
+        texts = [embedding_text(p, c) for p, chunks, _, _ in pending for c in chunks]
         vectors = iter(self._embedder.embed(texts))
         items = [
             IndexedChunk(
@@ -278,16 +278,23 @@ class Ingestor:
                 dense=next(vectors),
                 sparse=document_vector(embedding_text(p, c)),
             )
-            for p, chunks, digest in pending
+            for p, chunks, digest, _ in pending
             for c in chunks
         ]
+        self._store.mark_pending({p.paper_id: digest for p, _, digest, _ in pending})
         # New passages go in before old ones go out: a paper is never missing from search.
         self._index.upsert(items)
-        for paper, chunks, digest in pending:
-            self._index.delete_stale(paper.paper_id, digest)
-            self._store.record_indexed(paper.paper_id, digest, self._embedder.name, len(chunks))
-            report.indexed_papers += 1
-            report.indexed_chunks += len(chunks)
+        for paper, _, digest, status in pending:
+            if status.may_have_points:  # a new paper has nothing to clean up
+                self._index.delete_stale(paper.paper_id, digest)
+        self._store.record_indexed(
+            [
+                (p.paper_id, digest, self._embedder.name, len(chunks))
+                for p, chunks, digest, _ in pending
+            ]
+        )
+        report.indexed_papers += len(pending)
+        report.indexed_chunks += sum(len(chunks) for _, chunks, _, _ in pending)
 
     def passages(self, paper: Paper) -> list[Chunk]:
         """Every passage of a paper: abstract, list descriptions, then full text."""

@@ -117,6 +117,9 @@ MIGRATIONS: tuple[str, ...] = (
         calls INTEGER NOT NULL DEFAULT 0
     );
     """,
+    """
+    ALTER TABLE ingest_status ADD COLUMN pending_hash TEXT;
+    """,
 )
 
 _AUTHORITATIVE = {"arxiv", "arxiv-dump"}
@@ -133,7 +136,11 @@ class UpsertResult:
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """What the index holds for one paper, as last recorded."""
+    """What the index holds for one paper, as last recorded.
+
+    `pending_hash` is set while new passages are being written: if a run died there,
+    the next one knows the index may hold leftovers to clean up.
+    """
 
     paper_id: str
     content_hash: str | None
@@ -141,6 +148,11 @@ class IndexStatus:
     chunk_count: int
     fulltext: str
     fulltext_version: int | None
+    pending_hash: str | None = None
+
+    @property
+    def may_have_points(self) -> bool:
+        return self.content_hash is not None or self.pending_hash is not None
 
 
 def _now() -> str:
@@ -383,18 +395,28 @@ class StateStore:
             row["chunk_count"],
             row["fulltext"],
             row["fulltext_version"],
+            row["pending_hash"],
         )
 
-    def record_indexed(self, paper_id: str, content_hash: str, model: str, chunks: int) -> None:
+    def mark_pending(self, hashes: dict[str, str]) -> None:
+        """Record that these papers' passages (paper id -> new hash) are being written."""
         with self.transaction() as conn:
-            self._set_status(
-                conn,
-                paper_id,
-                content_hash=content_hash,
-                embed_model=model,
-                chunk_count=chunks,
-                indexed_at=_now(),
-            )
+            for paper_id, digest in hashes.items():
+                self._set_status(conn, paper_id, pending_hash=digest)
+
+    def record_indexed(self, indexed: Sequence[tuple[str, str, str, int]]) -> None:
+        """Record (paper id, content hash, model, passage count) for papers just indexed."""
+        with self.transaction() as conn:
+            for paper_id, content_hash, model, chunks in indexed:
+                self._set_status(
+                    conn,
+                    paper_id,
+                    content_hash=content_hash,
+                    embed_model=model,
+                    chunk_count=chunks,
+                    indexed_at=_now(),
+                    pending_hash=None,
+                )
 
     def forget_index(self) -> None:
         """Mark every paper as not indexed (before a rebuild)."""

@@ -211,12 +211,13 @@ def markdown(results: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace this benchmark's section of docs/benchmarks.md (between its markers)."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     DOC.write_text(text)

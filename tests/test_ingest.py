@@ -13,7 +13,7 @@ import pytest
 from assistant.errors import InvalidInputError
 from assistant.index import QdrantIndex, SearchFilter
 from assistant.ingest import Ingestor
-from assistant.models import PaperRecord
+from assistant.models import Listing, PaperRecord
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.arxiv_api import ArxivClient, ArxivSource
@@ -312,3 +312,54 @@ def test_a_passing_pdf_outage_is_retried_on_the_next_run(
     second = ingestor.ingest(known)
     assert second.fulltext == 1
     assert store.index_status("2407.08608").fulltext == "indexed"
+
+
+class CrashAfterUpsert:
+    """An index that writes the passages, then dies (a process killed mid-ingest)."""
+
+    def __init__(self, index: QdrantIndex) -> None:
+        self._index = index
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._index, name)
+
+    def upsert(self, items: object) -> None:
+        self._index.upsert(items)  # type: ignore[arg-type]
+        raise RuntimeError("killed")
+
+
+def test_a_run_killed_mid_index_leaves_no_leftovers_after_the_next_run(
+    settings: Settings,
+    store: StateStore,
+    index: QdrantIndex,
+    fake_embedder: FakeEmbedder,
+    searcher: Searcher,
+) -> None:
+    def listed(description: str) -> RecordsSource:
+        return RecordsSource(
+            [
+                PaperRecord(
+                    "2401.00001",
+                    "potw",
+                    title="A made-up paper",
+                    listing=Listing(WEEK, 1, "A made-up paper", description),
+                )
+            ]
+        )
+
+    crashing = Ingestor(
+        store,
+        CrashAfterUpsert(index),  # type: ignore[arg-type]
+        fake_embedder,
+        settings.ingest,
+        settings.arxiv,
+    )
+    with pytest.raises(RuntimeError):
+        crashing.ingest(listed("second words about puppies"), offline=True)
+    assert store.index_status("2401.00001").pending_hash is not None
+    Ingestor(store, index, fake_embedder, settings.ingest, settings.arxiv).ingest(
+        listed("third words about parrots"), offline=True
+    )
+    texts = [h.chunk.text for h in searcher.passages("words", 20)]
+    assert texts == ["third words about parrots"]
+    assert store.index_status("2401.00001").pending_hash is None

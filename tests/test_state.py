@@ -123,7 +123,7 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = StateStore.open(path)
     store.upsert_record(listed())
-    store.record_indexed("2407.08608", "hash", "model", 3)
+    store.record_indexed([("2407.08608", "hash", "model", 3)])
     store.close()
     again = StateStore.open(path)
     assert again.get_paper("2407.08608") is not None
