@@ -25,7 +25,7 @@ from assistant.index import ChunkHit, SearchFilter
 from assistant.language import detect_language, language_name
 from assistant.llm import ChatMessage, ChatModel, LLMUnavailableError
 from assistant.messages import Citation
-from assistant.quotes import SentenceScorer, best_quote, sentence_spans
+from assistant.quotes import best_quote, quote_spans, sentence_spans
 from assistant.search import Searcher
 from assistant.settings import AnswerSettings, LLMSettings
 from assistant.sparse import tokenize
@@ -285,39 +285,41 @@ class Answerer:
         if not text.strip():
             raise LLMUnavailableError("the model returned an empty answer")
         cited = numbers or list(range(1, min(2, len(hits)) + 1))
-        citations = tuple(self._citation(n, hits[n - 1], _claim(text, n) or text) for n in cited)
+        citations = self._citations([(n, hits[n - 1], _claim(text, n) or text) for n in cited])
         return Answer(text, "llm", language, citations, standalone, retrieved=tuple(hits))
 
-    def _citation(self, number: int, hit: ChunkHit, about: str) -> Citation:
-        """Cite `hit`, quoting its sentences closest to `about` (a question or a claim)."""
-        # the paper's own name says nothing about which of its sentences answers
-        title_words = re.compile(
-            "|".join(re.escape(w) for w in hit.title.split() if len(w) > 2) or "$^",
-            re.IGNORECASE,
+    def _citations(self, wanted: Sequence[tuple[int, ChunkHit, str]]) -> tuple[Citation, ...]:
+        """Cite each (number, passage, about): quote the passage's sentences closest to
+        `about` (a question or a claim). One embedding call scores every sentence."""
+        topics = [_without_title(about, hit.title) for _, hit, about in wanted]
+        vectors = self._embed_all(
+            topics
+            + [hit.chunk.text[a:b] for _, hit, _ in wanted for a, b in quote_spans(hit.chunk.text)]
         )
-        topic = " ".join(title_words.sub(" ", about).split()) or about
-        terms = set(tokenize(topic))
-        return _make_citation(
-            number, hit, best_quote(hit.chunk.text, terms, similarity=self._scorer(topic))
-        )
+        citations = []
+        for (number, hit, _), topic in zip(wanted, topics, strict=True):
+            scorer = None
+            if vectors:
+                query = vectors[topic]
 
-    def _scorer(self, about: str) -> SentenceScorer | None:
-        embedder = self._embedder
-        if embedder is None:
-            return None
+                def scorer(sentences: Sequence[str], query: list[float] = query) -> list[float]:
+                    return [_dot(query, vectors[x]) for x in sentences]
 
-        def score(sentences: Sequence[str]) -> list[float]:
-            vectors = embedder.embed([about, *sentences])
-            query = vectors[0]
-            return [sum(a * b for a, b in zip(query, v, strict=True)) for v in vectors[1:]]
+            quote = best_quote(hit.chunk.text, set(tokenize(topic)), similarity=scorer)
+            citations.append(_make_citation(number, hit, quote))
+        return tuple(citations)
 
-        return score
+    def _embed_all(self, texts: Sequence[str]) -> dict[str, list[float]]:
+        if self._embedder is None:
+            return {}
+        unique = list(dict.fromkeys(texts))
+        return dict(zip(unique, self._embedder.embed(unique), strict=True))
 
     def _extract(
         self, query: str, language: str, hits: Sequence[ChunkHit], note: str | None
     ) -> Answer:
         chosen = _diverse(hits, self._settings.quotes)
-        citations = tuple(self._citation(i, h, query) for i, h in enumerate(chosen, start=1))
+        citations = self._citations([(i, h, query) for i, h in enumerate(chosen, start=1)])
         lines = [note or text_for(language, "quotes"), ""]
         for c in citations:
             where = ", ".join(x for x in (c.section, f"p. {c.page}" if c.page else None) if x)
@@ -339,6 +341,19 @@ def ungrounded_citations(answer: Answer) -> list[Citation]:
         )
 
     return [c for c in answer.citations if not grounded(c)]
+
+
+def _without_title(about: str, title: str) -> str:
+    """The paper's own name says nothing about which of its sentences answers."""
+    words = [re.escape(w) for w in title.split() if len(w) > 2]
+    if not words:
+        return about
+    stripped = re.sub("|".join(words), " ", about, flags=re.IGNORECASE)
+    return " ".join(stripped.split()) or about
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 def _make_citation(number: int, hit: ChunkHit, quote: str) -> Citation:
