@@ -6,20 +6,24 @@ stays clean for scripts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,6 +36,14 @@ from rich.table import Table
 
 from assistant.conversations import Scope
 from assistant.core import find_paper
+from assistant.digest.markdown import (
+    render_card_markdown,
+    render_header_markdown,
+    render_markdown,
+)
+from assistant.digest.model import Digest, digest_to_dict
+from assistant.digest.publisher import plan_posts
+from assistant.digest.schedule import ScheduleRunner, WeeklySchedule
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.evaluation import evaluate, load_qrels
 from assistant.ids import find_arxiv_id, paper_key, parse_arxiv_id
@@ -46,6 +58,7 @@ from assistant.sources.arxiv_dump import ArxivDumpSource
 from assistant.sources.idlist import IdListSource
 from assistant.sources.potw import PotwSource
 from connectors.console.chat import ConsoleChat
+from connectors.console.digest import ConsoleDigestChannel
 from connectors.console.render import render_reply
 
 log = logging.getLogger(__name__)
@@ -542,6 +555,192 @@ def chat() -> None:
         session.run(lines())
 
 
+# -- digest -------------------------------------------------------------------------------
+
+digest_app = typer.Typer(help="Build, show and post weekly digests.", no_args_is_help=True)
+app.add_typer(digest_app, name="digest")
+
+
+class DigestSource(StrEnum):
+    POTW = "potw"
+    HF = "hf"
+    ARXIV = "arxiv"
+
+
+class DigestFormat(StrEnum):
+    MARKDOWN = "markdown"
+    SLACK = "slack"
+    DISCORD = "discord"
+    JSON = "json"
+
+
+@digest_app.command("build")
+def digest_build(
+    week: Annotated[str | None, typer.Option(help="Any day of the week (default: newest).")] = None,
+    source: Annotated[DigestSource | None, typer.Option(help="potw, hf or arxiv.")] = None,
+    file: Annotated[Path | None, typer.Option(help="A local copy of the list (potw).")] = None,
+    offline: OfflineOpt = False,
+    language: Annotated[str | None, typer.Option(help="Digest language, e.g. ja.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest the week's list and write a card (takeaway, summary, Q&A) per top paper."""
+    if file is not None and not file.is_file():
+        raise NotFoundError(f"No such file: {file}")
+    with runtime() as rt:
+        with progress_bar() as bar:
+            prepared = rt.digest_service.prepare(
+                parse_week(week),
+                source.value if source else None,
+                language,
+                location=str(file) if file else None,
+                offline=offline,
+                progress=bar,
+            )
+        digest, build = prepared.digest, prepared.build
+        summary = {
+            "week": digest.week.isoformat(),
+            "language": digest.language,
+            "source": digest.source,
+            "generator": digest.generator,
+            "papers": build.cards,
+            "from_cache": build.from_cache,
+            "llm_calls": build.llm_calls,
+            "llm_tokens": build.llm_tokens,
+            "seconds": round(build.seconds, 2),
+            "notes": build.notes,
+        }
+        if as_json:
+            emit_json(summary)
+            return
+        out.print(
+            f"Built the {digest.language} digest of the week of [bold]{digest.week}[/] "
+            f"({digest.source}, {digest.generator}): {build.cards} papers, "
+            f"{build.from_cache} from cache, {build.llm_calls} LLM calls, "
+            f"{build.seconds:.1f} s."
+        )
+        for note in build.notes:
+            out.print(f"[cyan]note[/] {note}")
+        out.print(f"Show it with `paperbot digest show --week {digest.week}`.")
+
+
+def load_digest(rt: Runtime, week: str | None, language: str | None) -> Digest:
+    day = parse_week(week)
+    lang = language or rt.settings.digest.language
+    if day is None:
+        return rt.digest_builder.load(None, lang)
+    for start in (day - timedelta(days=i) for i in range(7)):
+        try:
+            return rt.digest_builder.load(start, lang)
+        except NotFoundError:
+            continue
+    return rt.digest_builder.load(day, lang)  # raises with the message
+
+
+@digest_app.command("show")
+def digest_show(
+    week: Annotated[str | None, typer.Option(help="Any day of the week (default: newest).")] = None,
+    fmt: Annotated[DigestFormat, typer.Option("--format", help="Output format.")] = (
+        DigestFormat.MARKDOWN
+    ),
+    language: Annotated[str | None, typer.Option(help="Digest language.")] = None,
+) -> None:
+    """Print a built digest as Markdown, Slack blocks, Discord embeds or JSON."""
+    with runtime() as rt:
+        digest = load_digest(rt, week, language)
+    if fmt is DigestFormat.JSON:
+        emit_json(digest_to_dict(digest))
+    elif fmt is DigestFormat.MARKDOWN:
+        sys.stdout.write(render_markdown(digest) + "\n")
+    else:
+        emit_json(platform_payloads(digest, fmt))
+
+
+def platform_payloads(digest: Digest, fmt: DigestFormat) -> dict[str, Any]:
+    import connectors.discord.render as discord_render
+    import connectors.slack.render as slack_render
+
+    module: Any = slack_render if fmt is DigestFormat.SLACK else discord_render
+    return {
+        "header": module.header_messages(digest),
+        "cards": [
+            {"paper_id": c.paper_id, "messages": module.card_messages(digest, c)}
+            for c in digest.cards
+        ],
+    }
+
+
+@digest_app.command("post")
+def digest_post(
+    week: Annotated[str | None, typer.Option(help="Any day of the week (default: newest).")] = None,
+    channel: Annotated[str, typer.Option(help="console or console:NAME.")] = "console",
+    language: Annotated[str | None, typer.Option(help="Digest language.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be posted.")] = False,
+) -> None:
+    """Post a built digest (header, then a card per paper), never twice to a channel."""
+    platform, _, name = channel.partition(":")
+    if platform != "console":
+        raise InvalidInputError(
+            f"Unknown channel {channel!r}: `paperbot digest post` posts to `console` or "
+            "`console:NAME`; Slack and Discord channels get digests from `paperbot serve`."
+        )
+    target = name or "local"
+    with runtime() as rt:
+        digest = load_digest(rt, week, language)
+        posts = ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
+        if dry_run:
+            done = rt.publisher.posted(posts.platform, target, digest)
+            for post in plan_posts(digest, posts, rt.settings.digest.empty_week):
+                state = "already posted" if post.key in done else "would post"
+                out.print(f"{state:>14}  {post.key}")
+            return
+        report = asyncio.run(rt.digest_service.publish(digest, posts, target))
+        err.print(
+            f"{report.posted} posted, {report.already_posted} already posted, "
+            f"{report.recovered} recovered."
+        )
+
+
+# -- serve -----------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    catch_up_only: Annotated[
+        bool, typer.Option("--catch-up-only", help="Run a missed digest slot, then exit.")
+    ] = False,
+) -> None:
+    """Run the weekly digest schedule (and, with later issues, the chat connectors)."""
+    with runtime() as rt:
+        d = rt.settings.digest
+        schedule = WeeklySchedule(d.schedule, d.timezone)
+        channels = {
+            "console": ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
+        }
+
+        async def job(slot: datetime) -> None:
+            await rt.digest_service.run_slot(slot, channels)
+
+        runner = ScheduleRunner(rt.store, schedule, job)
+        asyncio.run(run_service(runner, catch_up_only))
+
+
+async def run_service(runner: ScheduleRunner, catch_up_only: bool) -> None:
+    caught = await runner.catch_up()
+    if caught:
+        err.print(f"caught up the digest slot of {caught.isoformat()}")
+    if catch_up_only:
+        return
+    runner.start()
+    err.print(f"paperbot serve: next digest run {runner.next_run().isoformat()}; Ctrl-C stops.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    runner.stop()
+    err.print("paperbot serve: stopped")
+
+
 # -- index and evaluation ---------------------------------------------------------------
 
 
@@ -617,6 +816,13 @@ def demo() -> None:
             hits = rt.searcher.search(query, k=3)
             print_hits(query, hits)
             out.print(f"[dim]{(time.perf_counter() - started) * 1000:.0f} ms[/]")
+        source = PotwSource.from_location(SAMPLE_WEEK)
+        week = max(source.weeks())
+        digest, _ = rt.digest_builder.build_week(week, "potw", rt.settings.digest.language)
+        out.rule(f"[bold]paperbot digest show[/] --week {week}")
+        out.print(Markdown(render_header_markdown(digest)))
+        out.print(Markdown(render_card_markdown(digest, digest.cards[0])))
+        out.print(f"[dim]… and {len(digest.cards) - 1} more cards: `paperbot digest show`[/]")
         question = DEMO_QUESTION
         out.rule(f"[bold]paperbot ask[/] {question}")
         message = IncomingMessage("cli", "demo", "demo", question, thread="demo")

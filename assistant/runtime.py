@@ -10,6 +10,7 @@ and `paperbot stats` never opens the index.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from functools import cached_property
 from types import TracebackType
 
@@ -18,13 +19,22 @@ import httpx
 from assistant.answering import Answerer
 from assistant.conversations import ConversationStore
 from assistant.core import Assistant
+from assistant.digest.builder import DigestBuilder
+from assistant.digest.cards import CardWriter
+from assistant.digest.publisher import DigestPublisher
+from assistant.digest.service import DigestService
 from assistant.embedding import Embedder, build_embedder
+from assistant.errors import InvalidInputError
 from assistant.index import QdrantIndex
 from assistant.ingest import Ingestor
 from assistant.llm import ChatModel, build_chat_model
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.arxiv_api import ArxivClient
+from assistant.sources.arxiv_listing import ArxivListingSource
+from assistant.sources.base import PaperSource
+from assistant.sources.hf_daily import HfDailySource
+from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -122,6 +132,55 @@ class Runtime:
     def assistant(self) -> Assistant:
         return Assistant(
             self.store, self.conversations, self.searcher, self.answerer, self.settings.answer
+        )
+
+    @cached_property
+    def card_writer(self) -> CardWriter:
+        return CardWriter(
+            self.store, self.searcher, self.embedder, self.chat_model, self.settings.digest.qa_pairs
+        )
+
+    @cached_property
+    def digest_builder(self) -> DigestBuilder:
+        return DigestBuilder(self.store, self.card_writer, self.settings.digest)
+
+    @cached_property
+    def publisher(self) -> DigestPublisher:
+        d = self.settings.digest
+        return DigestPublisher(
+            self.store, self.conversations, claim_seconds=d.claim_seconds, empty_week=d.empty_week
+        )
+
+    @cached_property
+    def digest_service(self) -> DigestService:
+        return DigestService(
+            self.ingestor,
+            self.digest_builder,
+            self.publisher,
+            self.conversations,
+            self.settings.digest,
+            self.weekly_source,
+        )
+
+    def weekly_source(self, source: str, week: date | None, location: str | None) -> PaperSource:
+        """The source of a week's papers for the digest (`potw`, `hf` or `arxiv`)."""
+        d = self.settings.digest
+        if source == "potw":
+            where = location or self.settings.ingest.potw_url
+            http = None if location and not location.startswith("http") else self.http
+            potw = PotwSource.from_location(where, http=http)
+            potw.week = week or max(potw.weeks(), default=None)
+            return potw
+        if location is not None:
+            raise InvalidInputError(f"--file works with --source potw only, not {source!r}.")
+        if week is None:
+            raise InvalidInputError(f"--source {source} needs --week YYYY-MM-DD.")
+        if source == "hf":
+            return HfDailySource(week, self.http, base_url=d.hf_url, top_n=d.top_n)
+        topics = [t.strip() for t in d.topics.split(";") if t.strip()]
+        categories = [c.strip() for c in d.arxiv_categories.split(",") if c.strip()]
+        return ArxivListingSource(
+            self.arxiv, week, categories, topics, self.embedder, top_n=d.top_n
         )
 
     def close(self) -> None:

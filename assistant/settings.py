@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -191,6 +191,43 @@ class AnswerSettings(BaseSettings):
     channel_per_minute: int = Field(30, ge=1, description="Questions per channel per minute.")
 
 
+class DigestSettings(BaseSettings):
+    """The weekly digest: which papers, in which language, when."""
+
+    model_config = _config("PAPERBOT_DIGEST_")
+
+    language: str = Field(
+        "en",
+        validation_alias=AliasChoices("DIGEST_LANGUAGE", "PAPERBOT_DIGEST_LANGUAGE"),
+        description="Language of summaries and Q&A (`en`, `ja`, ...). `DIGEST_LANGUAGE` works "
+        "too. Without an LLM, labels are translated and answers are quotes.",
+    )
+    source: Literal["potw", "hf", "arxiv"] = Field(
+        "potw", description="Where the week's papers come from: `potw`, `hf` or `arxiv`."
+    )
+    top_n: int = Field(10, ge=1, le=50, description="Papers per digest.")
+    qa_pairs: int = Field(10, ge=0, le=20, description="Q&A pairs per card.")
+    schedule: str = Field(
+        "0 9 * * mon", description="When the digest is posted (crontab: min hour dom mon dow)."
+    )
+    timezone: str = Field("UTC", description="Time zone of the schedule, e.g. Asia/Tokyo.")
+    empty_week: Literal["post", "skip"] = Field(
+        "post", description="A week without papers: post a short note, or post nothing."
+    )
+    hf_url: str = Field("https://huggingface.co", description="Hugging Face daily papers host.")
+    arxiv_categories: str = Field(
+        "cs.LG,cs.CL,cs.AI,cs.CV", description="Categories for `--source arxiv` (comma list)."
+    )
+    topics: str = Field(
+        "", description="Topics for `--source arxiv`, separated by `;` (ranked by similarity)."
+    )
+    claim_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a publisher's claim on a post holds before another may take over.",
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it once, in the entry point."""
 
@@ -206,6 +243,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
 
     @property
     def state_path(self) -> Path:
@@ -251,4 +289,5 @@ _GROUPS: tuple[type[BaseSettings], ...] = (
     IngestSettings,
     SearchSettings,
     AnswerSettings,
+    DigestSettings,
 )

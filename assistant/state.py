@@ -120,9 +120,56 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE ingest_status ADD COLUMN pending_hash TEXT;
     """,
+    """
+    CREATE TABLE cards (
+        paper_id TEXT NOT NULL,
+        language TEXT NOT NULL,
+        generator TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        card TEXT NOT NULL,
+        llm_calls INTEGER NOT NULL DEFAULT 0,
+        llm_tokens INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (paper_id, language, generator)
+    );
+    CREATE TABLE digests (
+        week TEXT NOT NULL,
+        language TEXT NOT NULL,
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        built_at TEXT NOT NULL,
+        PRIMARY KEY (week, language)
+    );
+    CREATE TABLE digest_posts (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        week TEXT NOT NULL,
+        language TEXT NOT NULL,
+        item TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        paper_id TEXT,
+        status TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        claimed_at REAL NOT NULL,
+        message_id TEXT,
+        thread_id TEXT,
+        posted_at TEXT,
+        PRIMARY KEY (platform, channel, week, language, item)
+    );
+    CREATE INDEX digest_posts_by_message ON digest_posts (platform, channel, thread_id);
+    CREATE TABLE schedule_runs (
+        job TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        detail TEXT,
+        PRIMARY KEY (job, slot)
+    );
+    """,
 )
 
-_AUTHORITATIVE = {"arxiv", "arxiv-dump"}
+_AUTHORITATIVE = {"arxiv", "arxiv-dump", "arxiv-listing"}
 
 
 @dataclass(frozen=True)
@@ -262,14 +309,19 @@ class StateStore:
         return self._paper(found) if found else None
 
     def papers(
-        self, week: date | None = None, paper_ids: Iterable[str] | None = None
+        self,
+        week: date | None = None,
+        paper_ids: Iterable[str] | None = None,
+        source: str | None = None,
     ) -> list[Paper]:
-        """Papers, optionally those listed in one week (in list order) or with given ids."""
+        """Papers, optionally those listed in one week (in list order, by one source if
+        given) or with given ids."""
         if week is not None:
             rows = self._conn.execute(
                 "SELECT p.* FROM papers p JOIN listings l ON l.paper_id = p.paper_id "
-                "WHERE l.week = ? GROUP BY p.paper_id ORDER BY MIN(l.rank), p.paper_id",
-                (week.isoformat(),),
+                "WHERE l.week = ? AND (? IS NULL OR l.source = ?) "
+                "GROUP BY p.paper_id ORDER BY MIN(l.rank), p.paper_id",
+                (week.isoformat(), source, source),
             ).fetchall()
         elif paper_ids is not None:
             ids = list(paper_ids)
@@ -290,10 +342,12 @@ class StateStore:
         )
         return [r[0] for r in rows]
 
-    def weeks(self) -> list[tuple[date, int]]:
-        """Every listed week, newest first, with its number of papers."""
+    def weeks(self, source: str | None = None) -> list[tuple[date, int]]:
+        """Every listed week (by one source if given), newest first, with its paper count."""
         rows = self._conn.execute(
-            "SELECT week, COUNT(DISTINCT paper_id) FROM listings GROUP BY week ORDER BY week DESC"
+            "SELECT week, COUNT(DISTINCT paper_id) FROM listings WHERE (? IS NULL OR source = ?) "
+            "GROUP BY week ORDER BY week DESC",
+            (source, source),
         )
         return [(date.fromisoformat(w), n) for w, n in rows]
 

@@ -1,7 +1,10 @@
 """A fake arXiv API: real HTTP on 127.0.0.1, Atom answers built from an in-memory dict.
 
 It answers `GET /api/query?id_list=...&start=...&max_results=...` the way export.arxiv.org
-does, records every request (to assert batching and politeness), and can be told to fail.
+does, and `search_query=...` too for the subset of the query language paperbot sends
+(`cat:`, `submittedDate:[YYYYMMDDHHMM TO YYYYMMDDHHMM]`, `AND`, `OR`, `ANDNOT`, brackets),
+sorted by `sortBy`/`sortOrder`. Any other query is answered with HTTP 400. It records every
+request (to assert batching and politeness), and can be told to fail.
 
 >>> with FakeArxivServer([FakePaper("2407.08608", version=2, title="...")]) as server:
 ...     settings = ArxivSettings(api_url=server.url, delay_seconds=0)
@@ -13,7 +16,7 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +60,10 @@ class RecordedRequest:
         value = self.params.get("id_list", "")
         return value.split(",") if value else []
 
+    @property
+    def search_query(self) -> str:
+        return self.params.get("search_query", "")
+
 
 @dataclass(frozen=True)
 class _Trouble:
@@ -67,6 +74,7 @@ class _Trouble:
     body: bytes = b""
     content_type: str = "text/plain"
     stall_seconds: float = 0.0
+    empty_page: bool = False
 
 
 class FakeArxivServer:
@@ -110,6 +118,12 @@ class FakeArxivServer:
         with self._lock:
             self._troubles.extend(_Trouble(200, None, page, "text/html") for _ in range(count))
 
+    def answer_empty_page_next(self, count: int) -> None:
+        """Answer the next `count` requests with a feed that has the right totalResults but no
+        entries, as export.arxiv.org now and then does in the middle of a long search."""
+        with self._lock:
+            self._troubles.extend(_Trouble(None, empty_page=True) for _ in range(count))
+
     def stall_next(self, count: int, seconds: float) -> None:
         """Wait `seconds` before answering each of the next `count` requests."""
         with self._lock:
@@ -147,13 +161,20 @@ class FakeArxivServer:
             self.requests.append(RecordedRequest(time.monotonic(), path, params))
             return self._troubles.pop(0) if self._troubles else None
 
-    def _feed(self, params: dict[str, str]) -> bytes:
+    def _feed(self, params: dict[str, str], empty_page: bool = False) -> bytes:
         requested = [i for i in params.get("id_list", "").split(",") if i]
-        entries = [entry for i in requested if (entry := self._lookup(i)) is not None]
+        query = params.get("search_query", "")
+        if requested or not query:
+            entries = [entry for i in requested if (entry := self._lookup(i)) is not None]
+        else:
+            entries = [(paper, paper.version) for paper in self.papers.values()]
+        if query:
+            matches = parse_search_query(query)
+            entries = _sorted([e for e in entries if matches(e[0])], params)
         total = len(requested) if self.count_missing_in_total else len(entries)
         start = int(params.get("start", "0"))
         max_results = int(params.get("max_results", "10"))
-        page = entries[start : start + max_results]
+        page = [] if empty_page else entries[start : start + max_results]
         return atom_feed(page, total=total, start=start)
 
     def _lookup(self, requested: str) -> tuple[FakePaper, int] | None:
@@ -186,7 +207,13 @@ def _handler_for(server: FakeArxivServer) -> type[BaseHTTPRequestHandler]:
             elif parts.path != "/api/query":
                 self._send(404, b"not found", "text/plain")
             else:
-                self._send(200, server._feed(params), "application/atom+xml; charset=utf-8")
+                empty_page = trouble is not None and trouble.empty_page
+                try:
+                    feed = server._feed(params, empty_page)
+                except ValueError as exc:
+                    self._send(400, str(exc).encode(), "text/plain")
+                    return
+                self._send(200, feed, "application/atom+xml; charset=utf-8")
 
         def _send(
             self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -206,6 +233,71 @@ def _handler_for(server: FakeArxivServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+Matcher = Callable[[FakePaper], bool]
+_QUERY_TOKEN = re.compile(r"\(|\)|\w+:\[[^\]]*\]|[^\s()]+")
+_DATE_RANGE = re.compile(r"^\[(\d{12}) TO (\d{12})\]$")
+
+
+def parse_search_query(query: str) -> Matcher:
+    """A predicate for the part of arXiv's query language paperbot uses; ValueError otherwise.
+
+    OR binds loosest, then AND and ANDNOT, as in Lucene; brackets group.
+    """
+    tokens = _QUERY_TOKEN.findall(query)
+    matcher, rest = _parse_or(tokens)
+    if rest:
+        raise ValueError(f"unexpected {rest[0]!r} in search_query {query!r}")
+    return matcher
+
+
+def _parse_or(tokens: list[str]) -> tuple[Matcher, list[str]]:
+    left, tokens = _parse_and(tokens)
+    while tokens and tokens[0] == "OR":
+        right, tokens = _parse_and(tokens[1:])
+        left = (lambda a, b: lambda p: a(p) or b(p))(left, right)
+    return left, tokens
+
+
+def _parse_and(tokens: list[str]) -> tuple[Matcher, list[str]]:
+    left, tokens = _parse_term(tokens)
+    while tokens and tokens[0] in ("AND", "ANDNOT"):
+        negate = tokens[0] == "ANDNOT"
+        right, tokens = _parse_term(tokens[1:])
+        left = (lambda a, b, n: lambda p: a(p) and (b(p) != n))(left, right, negate)
+    return left, tokens
+
+
+def _parse_term(tokens: list[str]) -> tuple[Matcher, list[str]]:
+    if not tokens:
+        raise ValueError("search_query ends too early")
+    if tokens[0] == "(":
+        inner, rest = _parse_or(tokens[1:])
+        if not rest or rest[0] != ")":
+            raise ValueError("unbalanced brackets in search_query")
+        return inner, rest[1:]
+    field, _, value = tokens[0].partition(":")
+    if field == "cat" and value:
+        return (lambda p: value in p.categories), tokens[1:]
+    dates = _DATE_RANGE.match(value)
+    if field == "submittedDate" and dates:
+        low, high = dates.groups()
+        return (lambda p: low <= p.published.strftime("%Y%m%d%H%M") <= high), tokens[1:]
+    raise ValueError(f"the fake arXiv API does not understand {tokens[0]!r}")
+
+
+def _sorted(
+    entries: list[tuple[FakePaper, int]], params: dict[str, str]
+) -> list[tuple[FakePaper, int]]:
+    sort_by = params.get("sortBy", "relevance")
+    if sort_by == "relevance":
+        return entries
+    if sort_by not in ("submittedDate", "lastUpdatedDate"):
+        raise ValueError(f"unknown sortBy {sort_by!r}")
+    field = "published" if sort_by == "submittedDate" else "updated"
+    descending = params.get("sortOrder", "descending") == "descending"
+    return sorted(entries, key=lambda e: getattr(e[0], field), reverse=descending)
 
 
 def atom_feed(entries: list[tuple[FakePaper, int]], total: int, start: int = 0) -> bytes:

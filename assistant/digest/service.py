@@ -1,0 +1,101 @@
+"""The digest's use cases: prepare a week (ingest its list, build the cards) and post it.
+
+Used by `paperbot digest ...` and by the scheduler inside `paperbot serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from assistant.conversations import ConversationStore
+from assistant.digest.builder import BuildReport, DigestBuilder, monday_of
+from assistant.digest.model import Digest
+from assistant.digest.publisher import DigestChannel, DigestPublisher, PublishReport
+from assistant.ingest import Ingestor, IngestReport, Progress
+from assistant.settings import DigestSettings
+from assistant.sources.base import PaperSource
+
+log = logging.getLogger(__name__)
+
+# (source name, week or None, file or URL or None) -> the source to ingest
+SourceFactory = Callable[[str, date | None, str | None], PaperSource]
+
+
+@dataclass
+class Prepared:
+    """A built digest and what it took."""
+
+    digest: Digest
+    build: BuildReport
+    ingest: IngestReport | None
+
+
+class DigestService:
+    """Prepares and posts weekly digests."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        builder: DigestBuilder,
+        publisher: DigestPublisher,
+        conversations: ConversationStore,
+        settings: DigestSettings,
+        sources: SourceFactory,
+    ) -> None:
+        self._ingestor = ingestor
+        self._builder = builder
+        self._publisher = publisher
+        self._conversations = conversations
+        self._settings = settings
+        self._sources = sources
+
+    def prepare(
+        self,
+        day: date | None,
+        source: str | None = None,
+        language: str | None = None,
+        location: str | None = None,
+        offline: bool = False,
+        progress: Progress | None = None,
+    ) -> Prepared:
+        """Ingest the week's list (from `location`, or online), then build its digest."""
+        source = source or self._settings.source
+        language = language or self._settings.language
+        ingest = None
+        if location is not None or not offline:
+            week = monday_of(day) if day and source != "potw" else day
+            paper_source = self._sources(source, week, location)
+            ingest = self._ingestor.ingest(paper_source, offline=offline, progress=progress)
+        week = self._builder.resolve_week(source, day)
+        digest, build = self._builder.build_week(week, source, language)
+        return Prepared(digest, build, ingest)
+
+    async def publish(self, digest: Digest, channel: DigestChannel, target: str) -> PublishReport:
+        return await self._publisher.publish(digest, channel, target)
+
+    async def run_slot(self, slot: datetime, channels: Mapping[str, DigestChannel]) -> None:
+        """The scheduled job: prepare the week that just ended, post it to subscribers."""
+        subscribers = [
+            (platform, target)
+            for platform, target in self._conversations.subscriptions()
+            if platform in channels
+        ]
+        if not subscribers:
+            log.info("no subscribed channel on the enabled connectors; nothing to post")
+            return
+        source = self._settings.source
+        day = None if source == "potw" else monday_of(slot.date()) - timedelta(days=7)
+        prepared = self.prepare(day, source)
+        for platform, target in subscribers:
+            report = await self.publish(prepared.digest, channels[platform], target)
+            log.info(
+                "digest %s to %s:%s: %d posted, %d already there",
+                prepared.digest.week,
+                platform,
+                target,
+                report.posted,
+                report.already_posted,
+            )
