@@ -35,6 +35,8 @@ check: lint typecheck test
 
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ask.py
+	$(BIN)/python bench/digest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,6 +167,13 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT,
         PRIMARY KEY (job, slot)
     );
+    """,
+    """
+    CREATE TABLE seen_events (
+        key TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL
+    );
+    CREATE INDEX seen_events_by_time ON seen_events (seen_at);
     """,
 )
 
@@ -508,6 +516,19 @@ class StateStore:
                 "SELECT COALESCE(SUM(chunk_count), 0) FROM ingest_status"
             ).fetchone()[0],
         }
+
+    def first_time(self, key: str, keep_seconds: float = 7 * 24 * 3600) -> bool:
+        """True the first time `key` is seen (e.g. a platform's event id), False on a retry.
+
+        Old keys are forgotten after `keep_seconds` so the table stays small.
+        """
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM seen_events WHERE seen_at < ?", (now - keep_seconds,))
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO seen_events (key, seen_at) VALUES (?, ?)", (key, now)
+            )
+            return cursor.rowcount > 0
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from assistant.digest.markdown import render_markdown
 
 from assistant.conversations import ConversationStore
 from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter, parse_card_json
+from assistant.digest.markdown import render_markdown
 from assistant.digest.model import Digest, digest_from_dict, digest_to_dict
 from assistant.digest.publisher import DigestPublisher
 from assistant.digest.schedule import ScheduleRunner, WeeklySchedule

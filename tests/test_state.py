@@ -128,3 +128,14 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
     again = StateStore.open(path)
     assert again.get_paper("2407.08608") is not None
     assert again.index_status("2407.08608").chunk_count == 3
+
+
+def test_event_ids_are_seen_once_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = StateStore.open(path)
+    assert store.first_time("slack:Ev123")
+    assert not store.first_time("slack:Ev123")
+    store.close()
+    again = StateStore.open(path)
+    assert not again.first_time("slack:Ev123")
+    assert again.first_time("slack:Ev124")

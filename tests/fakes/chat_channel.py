@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.digest.markdown import render_card_markdown, render_header_markdown
-
 from assistant.digest.model import Digest, DigestCard
 from assistant.digest.publisher import PostedRef
 
