@@ -10,8 +10,10 @@ Hybrid search fuses the dense and the sparse candidates with reciprocal rank fus
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -123,6 +125,11 @@ class QdrantIndex:
         self._client = client
         self._collection = collection
         self._server = server
+        # The embedded engine is plain Python with no locking of its own: one call at a time
+        # (connector threads search while the scheduler's digest build writes).
+        self._lock: threading.RLock | nullcontext[None] = (
+            nullcontext() if server else threading.RLock()
+        )
 
     @classmethod
     def open(
@@ -191,14 +198,16 @@ class QdrantIndex:
             )
             for i in items
         ]
-        self._client.upsert(self._collection, points=points, wait=True)
+        with self._lock:
+            self._client.upsert(self._collection, points=points, wait=True)
 
     def delete_stale(self, paper_id: str, keep_hash: str | None) -> None:
         must_not = [] if keep_hash is None else [_match("content_hash", keep_hash)]
         selector = models.FilterSelector(
             filter=models.Filter(must=[_match("paper_id", paper_id)], must_not=must_not)
         )
-        self._client.delete(self._collection, points_selector=selector, wait=True)
+        with self._lock:
+            self._client.delete(self._collection, points_selector=selector, wait=True)
 
     def query(
         self,
@@ -220,7 +229,8 @@ class QdrantIndex:
             requests.append(self._request(sparse_query, SPARSE, flt, limit, prefetch, mode))
         if not requests:
             return []
-        responses = self._client.query_batch_points(self._collection, requests=requests)
+        with self._lock:
+            responses = self._client.query_batch_points(self._collection, requests=requests)
         lists = [[_hit(p, dense) for p in r.points] for r in responses]
         if len(lists) == 1:
             return lists[0][:limit]
@@ -245,7 +255,8 @@ class QdrantIndex:
         )
 
     def count(self) -> int:
-        return int(self._client.count(self._collection, exact=True).count)
+        with self._lock:
+            return int(self._client.count(self._collection, exact=True).count)
 
     def close(self) -> None:
         self._client.close()

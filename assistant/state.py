@@ -175,9 +175,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX seen_events_by_time ON seen_events (seen_at);
     """,
+    """
+    CREATE TABLE answer_feedback (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        message_ts TEXT NOT NULL,
+        user TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (platform, channel, message_ts, user)
+    );
+    """,
 )
 
 _AUTHORITATIVE = {"arxiv", "arxiv-dump", "arxiv-listing"}
+
+
+class _Rows:
+    """Rows read under the lock, with the cursor methods callers use."""
+
+    def __init__(self, rows: list[sqlite3.Row]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> sqlite3.Row | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[sqlite3.Row]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[sqlite3.Row]:
+        return iter(self._rows)
 
 
 @dataclass(frozen=True)
@@ -247,7 +275,7 @@ class StateStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        return self._count("PRAGMA user_version")
 
     def migrate(self) -> None:
         """Apply every migration newer than the database, each in its own transaction."""
@@ -276,6 +304,11 @@ class StateStore:
         """Run a read-only statement (for the stores built on this database)."""
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
+        """Reads share the connection with writes from other threads: take the lock."""
+        with self._lock:
+            return _Rows(self._conn.execute(sql, params).fetchall())
 
     # -- papers -------------------------------------------------------------
 
@@ -312,7 +345,7 @@ class StateStore:
         return UpsertResult(record.paper_id, created, changed)
 
     def get_paper(self, paper_id: str) -> Paper | None:
-        row = self._conn.execute("SELECT * FROM papers WHERE paper_id = ?", (paper_id,))
+        row = self._read("SELECT * FROM papers WHERE paper_id = ?", (paper_id,))
         found = row.fetchone()
         return self._paper(found) if found else None
 
@@ -325,7 +358,7 @@ class StateStore:
         """Papers, optionally those listed in one week (in list order, by one source if
         given) or with given ids."""
         if week is not None:
-            rows = self._conn.execute(
+            rows = self._read(
                 "SELECT p.* FROM papers p JOIN listings l ON l.paper_id = p.paper_id "
                 "WHERE l.week = ? AND (? IS NULL OR l.source = ?) "
                 "GROUP BY p.paper_id ORDER BY MIN(l.rank), p.paper_id",
@@ -337,22 +370,22 @@ class StateStore:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 marks = ", ".join("?" for _ in part)
-                rows += self._conn.execute(
+                rows += self._read(
                     f"SELECT * FROM papers WHERE paper_id IN ({marks})", part
                 ).fetchall()
         else:
-            rows = self._conn.execute("SELECT * FROM papers ORDER BY paper_id").fetchall()
+            rows = self._read("SELECT * FROM papers ORDER BY paper_id").fetchall()
         return self._papers(rows)
 
     def needing_enrichment(self) -> list[str]:
-        rows = self._conn.execute(
+        rows = self._read(
             "SELECT paper_id FROM papers WHERE needs_enrichment = 1 ORDER BY paper_id"
         )
         return [r[0] for r in rows]
 
     def weeks(self, source: str | None = None) -> list[tuple[date, int]]:
         """Every listed week (by one source if given), newest first, with its paper count."""
-        rows = self._conn.execute(
+        rows = self._read(
             "SELECT week, COUNT(DISTINCT paper_id) FROM listings WHERE (? IS NULL OR source = ?) "
             "GROUP BY week ORDER BY week DESC",
             (source, source),
@@ -360,7 +393,7 @@ class StateStore:
         return [(date.fromisoformat(w), n) for w, n in rows]
 
     def versions(self, paper_id: str) -> list[int]:
-        rows = self._conn.execute(
+        rows = self._read(
             "SELECT version FROM paper_versions WHERE paper_id = ? ORDER BY version", (paper_id,)
         )
         return [r[0] for r in rows]
@@ -395,7 +428,7 @@ class StateStore:
         for start in range(0, len(paper_ids), 500):
             part = list(paper_ids[start : start + 500])
             marks = ", ".join("?" for _ in part)
-            rows = self._conn.execute(
+            rows = self._read(
                 f"SELECT * FROM listings WHERE paper_id IN ({marks}) ORDER BY week, rank", part
             )
             for r in rows:
@@ -437,7 +470,7 @@ class StateStore:
             )
 
     def fulltext_chunks(self, paper_id: str) -> list[Chunk]:
-        rows = self._conn.execute(
+        rows = self._read(
             "SELECT * FROM fulltext_chunks WHERE paper_id = ? ORDER BY ordinal", (paper_id,)
         )
         return [
@@ -445,9 +478,7 @@ class StateStore:
         ]
 
     def index_status(self, paper_id: str) -> IndexStatus:
-        row = self._conn.execute(
-            "SELECT * FROM ingest_status WHERE paper_id = ?", (paper_id,)
-        ).fetchone()
+        row = self._read("SELECT * FROM ingest_status WHERE paper_id = ?", (paper_id,)).fetchone()
         if row is None:
             return IndexStatus(paper_id, None, None, 0, "none", None)
         return IndexStatus(
@@ -495,27 +526,20 @@ class StateStore:
     # -- counts and settings -------------------------------------------------
 
     def stats(self) -> dict[str, int]:
-        one = self._conn.execute
-        return {
-            "papers": one("SELECT COUNT(*) FROM papers").fetchone()[0],
-            "arxiv_papers": one(
-                "SELECT COUNT(*) FROM papers WHERE paper_id NOT LIKE 'web:%'"
-            ).fetchone()[0],
-            "weeks": one("SELECT COUNT(DISTINCT week) FROM listings").fetchone()[0],
-            "listings": one("SELECT COUNT(*) FROM listings").fetchone()[0],
-            "needs_enrichment": one(
-                "SELECT COUNT(*) FROM papers WHERE needs_enrichment = 1"
-            ).fetchone()[0],
-            "with_fulltext": one(
-                "SELECT COUNT(*) FROM ingest_status WHERE fulltext = 'indexed'"
-            ).fetchone()[0],
-            "indexed_papers": one(
-                "SELECT COUNT(*) FROM ingest_status WHERE content_hash IS NOT NULL"
-            ).fetchone()[0],
-            "indexed_chunks": one(
-                "SELECT COALESCE(SUM(chunk_count), 0) FROM ingest_status"
-            ).fetchone()[0],
+        queries = {
+            "papers": "SELECT COUNT(*) FROM papers",
+            "arxiv_papers": "SELECT COUNT(*) FROM papers WHERE paper_id NOT LIKE 'web:%'",
+            "weeks": "SELECT COUNT(DISTINCT week) FROM listings",
+            "listings": "SELECT COUNT(*) FROM listings",
+            "needs_enrichment": "SELECT COUNT(*) FROM papers WHERE needs_enrichment = 1",
+            "with_fulltext": "SELECT COUNT(*) FROM ingest_status WHERE fulltext = 'indexed'",
+            "indexed_papers": "SELECT COUNT(*) FROM ingest_status WHERE content_hash IS NOT NULL",
+            "indexed_chunks": "SELECT COALESCE(SUM(chunk_count), 0) FROM ingest_status",
         }
+        return {name: self._count(sql) for name, sql in queries.items()}
+
+    def _count(self, sql: str) -> int:
+        return int(self.query(sql)[0][0])
 
     def first_time(self, key: str, keep_seconds: float = 7 * 24 * 3600) -> bool:
         """True the first time `key` is seen (e.g. a platform's event id), False on a retry.
@@ -531,7 +555,7 @@ class StateStore:
             return cursor.rowcount > 0
 
     def get_meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._read("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
