@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -30,7 +30,7 @@ from assistant.index import ChunkHit, SearchFilter
 from assistant.language import language_name
 from assistant.llm import ChatMessage, ChatModel, LLMUnavailableError
 from assistant.models import Paper
-from assistant.quotes import best_quote, quote_spans, sentence_spans
+from assistant.quotes import quote_spans, sentence_spans
 from assistant.search import Searcher
 from assistant.state import StateStore
 
@@ -120,7 +120,7 @@ QUESTIONS: tuple[ReaderQuestion, ...] = (
     ),
 )
 CUE_BONUS = 0.15
-CARD_VERSION = 2  # bump when cards are written differently: cached cards are rewritten
+CARD_VERSION = 3  # bump when cards are written differently: cached cards are rewritten
 SUPPORT_THRESHOLD = 0.3  # similarity a quoted sentence needs to answer a question
 
 
@@ -249,52 +249,32 @@ class CardWriter:
         return [sentences[i] for i in sorted(best)]
 
     def _extract_qa(self, paper: Paper, language: str) -> tuple[QAPair, ...]:
-        """Each question answered by the paper sentence closest to it, not used before."""
-        where = SearchFilter(paper_ids=(paper.paper_id,))
+        """Each question answered by the paper sentence most like an answer to it, never the
+        same sentence twice (one embedding call for the whole card)."""
+        asked = QUESTIONS[: min(self._qa_pairs, len(QUESTIONS))]
+        candidates = [
+            (hit, hit.chunk.text[a:b])
+            for hit in self._passages_for_card(paper)
+            for a, b in quote_spans(hit.chunk.text)
+            if len(hit.chunk.text[a:b]) >= 25
+        ]
+        texts = [q.hint for q in asked] + [text for _, text in candidates]
+        unique = list(dict.fromkeys(texts))
+        vectors = dict(zip(unique, self._embedder.embed(unique), strict=True))
         used: set[str] = set()
         pairs = []
-        for index in range(min(self._qa_pairs, len(QUESTIONS))):
-            asked = QUESTIONS[index]
-            hits = self._searcher.passages(
-                f"{asked.english} {asked.hint} ({paper.title})", limit=4, where=where
-            )
-            found = self._best_sentence(asked, hits, used)
-            question = question_text(index, language)
+        for index, question in enumerate(asked):
+            found = _best_answer(question, candidates, vectors, used)
+            shown = question_text(index, language)
             if found is None:
-                pairs.append(QAPair(question, "", supported=False))
+                pairs.append(QAPair(shown, "", supported=False))
                 continue
             hit, sentence = found
             used.add(sentence)
             pairs.append(
-                QAPair(
-                    question,
-                    sentence,
-                    supported=True,
-                    source=QASource(hit.chunk.section, hit.chunk.page, sentence),
-                )
+                QAPair(shown, sentence, True, QASource(hit.chunk.section, hit.chunk.page, sentence))
             )
         return tuple(pairs)
-
-    def _best_sentence(
-        self, question: ReaderQuestion, hits: Sequence[ChunkHit], used: set[str]
-    ) -> tuple[ChunkHit, str] | None:
-        """The unused sentence most like an answer: close in meaning to the question's
-        hint, with a bonus when it has the words such answers use."""
-        candidates = [
-            (hit, hit.chunk.text[a:b])
-            for hit in hits
-            for a, b in quote_spans(hit.chunk.text)
-            if hit.chunk.text[a:b] not in used and len(hit.chunk.text[a:b]) >= 25
-        ]
-        if not candidates:
-            return None
-        vectors = self._embedder.embed([question.hint] + [s for _, s in candidates])
-        scores = [
-            _dot(vectors[0], v) + (CUE_BONUS if question.cues.search(sentence) else 0.0)
-            for v, (_, sentence) in zip(vectors[1:], candidates, strict=True)
-        ]
-        best = max(range(len(candidates)), key=lambda i: scores[i])
-        return candidates[best] if scores[best] >= SUPPORT_THRESHOLD else None
 
     def _card(
         self, paper: Paper, rank: int, takeaway: str, summary: str, qa: tuple[QAPair, ...]
@@ -348,42 +328,61 @@ class CardWriter:
     def _checked_qa(
         self, raw: Sequence[object], questions: Sequence[str], passages: Sequence[ChunkHit]
     ) -> tuple[QAPair, ...]:
-        """Keep the model's answers, each checked against the passage it cites."""
-        pairs = []
+        """Keep the model's answers, each checked against the passages it cites: supported
+        when one of their sentences is close in meaning to the answer (one embedding call
+        for the whole card)."""
+        answers: list[tuple[str, str, list[ChunkHit]]] = []
         for i, question in enumerate(questions):
             entry = raw[i] if i < len(raw) else None
             item: dict[str, object] = entry if isinstance(entry, dict) else {}
             answer = str(item.get("answer") or "").strip()
-            cited = _numbers(item.get("passages"), len(passages))
-            support = self._support(answer, [passages[n - 1] for n in cited])
-            if not answer or support is None:
+            numbers = _numbers(item.get("passages"), len(passages))
+            answers.append((question, answer, [passages[n - 1] for n in numbers]))
+        spans = {
+            id(hit): [hit.chunk.text[a:b] for a, b in quote_spans(hit.chunk.text)]
+            for hit in passages
+        }
+        texts = [a for _, a, _ in answers if a] + [t for group in spans.values() for t in group]
+        unique = list(dict.fromkeys(texts))
+        vectors = dict(zip(unique, self._embedder.embed(unique), strict=True)) if unique else {}
+        pairs = []
+        for question, answer, cited in answers:
+            candidates = [(hit, text) for hit in cited for text in spans[id(hit)]]
+            if not answer or not candidates:
                 pairs.append(QAPair(question, answer, supported=False))
                 continue
-            hit, quote = support
+            score, hit, quote = max(
+                ((_dot(vectors[answer], vectors[text]), hit, text) for hit, text in candidates),
+                key=lambda found: found[0],
+            )
+            if score < SUPPORT_THRESHOLD:
+                pairs.append(QAPair(question, answer, supported=False))
+                continue
             pairs.append(
                 QAPair(question, answer, True, QASource(hit.chunk.section, hit.chunk.page, quote))
             )
         return tuple(pairs)
 
-    def _support(self, answer: str, cited: Sequence[ChunkHit]) -> tuple[ChunkHit, str] | None:
-        """The cited passage and its sentence that back `answer`, if any does."""
-        if not answer or not cited:
-            return None
-        best: tuple[float, ChunkHit, str] | None = None
-        for hit in cited:
-            quote = best_quote(hit.chunk.text, set(), similarity=self._similarity(answer))
-            score = _dot(*self._embedder.embed([answer, quote]))
-            if best is None or score > best[0]:
-                best = (score, hit, quote)
-        assert best is not None
-        return (best[1], best[2]) if best[0] >= SUPPORT_THRESHOLD else None
 
-    def _similarity(self, about: str) -> Callable[[Sequence[str]], list[float]]:
-        def score(sentences: Sequence[str]) -> list[float]:
-            vectors = self._embedder.embed([about, *sentences])
-            return [_dot(vectors[0], v) for v in vectors[1:]]
-
-        return score
+def _best_answer(
+    question: ReaderQuestion,
+    candidates: Sequence[tuple[ChunkHit, str]],
+    vectors: dict[str, list[float]],
+    used: set[str],
+) -> tuple[ChunkHit, str] | None:
+    """The unused sentence most like an answer: close in meaning to the question's hint,
+    with a bonus when it has the words such answers use."""
+    best: tuple[float, ChunkHit, str] | None = None
+    for hit, sentence in candidates:
+        if sentence in used:
+            continue
+        score = _dot(vectors[question.hint], vectors[sentence])
+        score += CUE_BONUS if question.cues.search(sentence) else 0.0
+        if best is None or score > best[0]:
+            best = (score, hit, sentence)
+    if best is None or best[0] < SUPPORT_THRESHOLD:
+        return None
+    return best[1], best[2]
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
