@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
@@ -42,7 +42,7 @@ from assistant.digest.markdown import (
     render_markdown,
 )
 from assistant.digest.model import Digest, digest_to_dict
-from assistant.digest.publisher import plan_posts
+from assistant.digest.publisher import DigestChannel, plan_posts
 from assistant.digest.schedule import ScheduleRunner, WeeklySchedule
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.evaluation import evaluate, load_qrels
@@ -708,20 +708,73 @@ def serve(
     catch_up_only: Annotated[
         bool, typer.Option("--catch-up-only", help="Run a missed digest slot, then exit.")
     ] = False,
+    slack: Annotated[
+        bool, typer.Option("--slack", help="Run the Slack connector (Socket Mode by default).")
+    ] = False,
+    http: Annotated[
+        bool, typer.Option("--http", help="With --slack: receive Slack's requests over HTTP.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="With --http: the address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="With --http: the port to listen on.")] = 3000,
 ) -> None:
-    """Run the weekly digest schedule (and, with later issues, the chat connectors)."""
+    """Run the weekly digest schedule and, with --slack, the Slack connector."""
+    if http and not slack:
+        raise InvalidInputError("--http is a Slack option: use `paperbot serve --slack --http`.")
     with runtime() as rt:
         d = rt.settings.digest
         schedule = WeeklySchedule(d.schedule, d.timezone)
-        channels = {
+        channels: dict[str, DigestChannel] = {
             "console": ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
         }
+        slack_parts = start_slack(rt, http, host, port, listen=not catch_up_only) if slack else None
+        if slack_parts is not None:
+            channels["slack"] = slack_parts.digest_channel
 
         async def job(slot: datetime) -> None:
             await rt.digest_service.run_slot(slot, channels)
 
         runner = ScheduleRunner(rt.store, schedule, job)
-        asyncio.run(run_service(runner, catch_up_only))
+        try:
+            asyncio.run(run_service(runner, catch_up_only))
+        finally:
+            if slack_parts is not None:
+                slack_parts.stop()
+
+
+class SlackParts:
+    """The running Slack connector of `serve`: its digest channel, and how to stop it."""
+
+    def __init__(self, digest_channel: DigestChannel, stops: list[Callable[[], None]]) -> None:
+        self.digest_channel = digest_channel
+        self._stops = stops
+
+    def stop(self) -> None:
+        for stop in self._stops:
+            stop()
+
+
+def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> SlackParts:
+    """Build the Slack connector from settings and start receiving (unless `listen` is
+    False: `--catch-up-only` only posts digests)."""
+    from connectors.slack.app import SlackConnector, build_web_client
+    from connectors.slack.digest import SlackDigestChannel
+    from connectors.slack.serve import HttpRunner, SlackRunner, SocketModeRunner
+
+    bot_token, app_token, _ = rt.settings.slack.require(socket_mode=not http, receive=listen)
+    client = build_web_client(rt.settings.slack, bot_token)
+    channel = SlackDigestChannel(client)
+    if not listen:
+        return SlackParts(channel, [])
+    connector = SlackConnector(
+        rt.assistant, rt.store, rt.settings, rt.digest_builder.load, client=client
+    )
+    app = connector.build_app()  # checks the token with auth.test
+    receiver: SlackRunner = (
+        HttpRunner(app, host, port) if http else SocketModeRunner(app, app_token or "")
+    )
+    receiver.start()
+    err.print(f"paperbot serve: Slack connector on {receiver.description}")
+    return SlackParts(channel, [receiver.stop, connector.close])
 
 
 async def run_service(runner: ScheduleRunner, catch_up_only: bool) -> None:

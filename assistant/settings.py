@@ -228,6 +228,71 @@ class DigestSettings(BaseSettings):
     )
 
 
+class SlackSettings(BaseSettings):
+    """The Slack connector (`paperbot serve --slack`): tokens, API host, channels, admins."""
+
+    model_config = _config("SLACK_")
+
+    bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-...); secret, environment only."
+    )
+    app_token: SecretStr | None = Field(
+        None,
+        description="App-level token (xapp-..., scope connections:write) for Socket Mode; "
+        "secret, environment only.",
+    )
+    signing_secret: SecretStr | None = Field(
+        None, description="Signing secret that verifies HTTP requests; secret, environment only."
+    )
+    api_base_url: str = Field(
+        "https://slack.com/api/",
+        description="Slack Web API base URL (GovSlack: https://slack-gov.com/api/, a proxy, "
+        "or a local fake in tests).",
+    )
+    allowed_channels: str = Field(
+        "",
+        description="Channel IDs the bot answers in (comma list); empty means every channel.",
+    )
+    admin_users: str = Field(
+        "",
+        description="User IDs treated as admins (comma list), besides workspace admins/owners.",
+    )
+
+    @property
+    def allowed_channel_ids(self) -> frozenset[str]:
+        return _id_list(self.allowed_channels)
+
+    @property
+    def admin_user_ids(self) -> frozenset[str]:
+        return _id_list(self.admin_users)
+
+    def require(self, socket_mode: bool, receive: bool = True) -> tuple[str, str | None, str]:
+        """(bot token, app token or None, signing secret) for the chosen mode (only the bot
+        token when not receiving events); a missing secret raises ConfigError naming the
+        variable to set."""
+        wanted = [("SLACK_BOT_TOKEN", self.bot_token)]
+        if receive and socket_mode:
+            wanted.append(("SLACK_APP_TOKEN", self.app_token))
+        elif receive:
+            wanted.append(("SLACK_SIGNING_SECRET", self.signing_secret))
+        missing = [name for name, value in wanted if value is None]
+        if missing:
+            raise ConfigError(
+                f"Slack needs {' and '.join(missing)} in the environment or .env (see the "
+                "README's Slack section: the tokens are on the app's settings pages)."
+            )
+        assert self.bot_token is not None
+        return (
+            self.bot_token.get_secret_value(),
+            self.app_token.get_secret_value() if socket_mode and self.app_token else None,
+            self.signing_secret.get_secret_value() if self.signing_secret else "",
+        )
+
+
+def _id_list(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it once, in the entry point."""
 
@@ -244,6 +309,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
 
     @property
     def state_path(self) -> Path:
@@ -290,4 +356,5 @@ _GROUPS: tuple[type[BaseSettings], ...] = (
     SearchSettings,
     AnswerSettings,
     DigestSettings,
+    SlackSettings,
 )

@@ -363,6 +363,18 @@ def _messages(
     return messages
 
 
+def pack_messages(
+    units: list[list[Block]], fallback: str, marker: str, limits: SlackLimits = SLACK_LIMITS
+) -> list[Message]:
+    """Blocks packed into as few messages as Slack's limits allow, in order.
+
+    Each unit (a list of blocks) stays in one message when it fits; `fallback` is the first
+    message's notification text, and later messages start with a `marker` context line.
+    Every block must already be within its own limits (split text with `flow` first).
+    """
+    return _messages(units, fallback, marker, limits)
+
+
 def _fitting_pieces(unit: list[Block], limits: SlackLimits, reserve: int) -> list[list[Block]]:
     """The unit whole if it fits in one message, else one block at a time."""
     if len(unit) <= limits.blocks - 1 and _size(unit) <= limits.blocks_text - reserve:

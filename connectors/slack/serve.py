@@ -1,0 +1,109 @@
+"""Running the Slack app: Socket Mode (no public URL) or HTTP (behind a load balancer).
+
+Both feed the same bolt `App`, so the listeners do not know which one is in use.
+
+    runner = HttpRunner(app, "0.0.0.0", 3000)   # or SocketModeRunner(app, app_token)
+    runner.start()
+    ...
+    runner.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+
+
+class SlackRunner(Protocol):
+    """A way of receiving Slack's requests for the app."""
+
+    description: str
+
+    def start(self) -> None:
+        """Start receiving in background threads; returns at once."""
+        ...
+
+    def stop(self) -> None:
+        """Stop receiving."""
+        ...
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http: " + format, *args)
+
+
+class _Routes:
+    """`POST /slack/events` to bolt, `GET /healthz` for the load balancer, 404 else."""
+
+    def __init__(self, app: App, path: str) -> None:
+        self._slack = SlackRequestHandler(app, path)
+        self._path = path
+
+    def __call__(self, environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
+            start("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        return self._slack(environ, start)
+
+
+class HttpRunner:
+    """The Events API over HTTP: a threaded WSGI server (one thread per request, and the
+    listeners ack at once, so Slack gets its response well within 3 s)."""
+
+    def __init__(self, app: App, host: str, port: int, path: str = EVENTS_PATH) -> None:
+        self._server = make_server(
+            host, port, _Routes(app, path), _ThreadingWSGIServer, _QuietHandler
+        )
+        bound_port = self._server.server_address[1]
+        self.description = f"HTTP on http://{host}:{bound_port}{path}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="slack-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class SocketModeRunner:
+    """Socket Mode: a WebSocket to Slack opened with the app-level token (xapp-...)."""
+
+    description = "Socket Mode"
+
+    def __init__(self, app: App, app_token: str) -> None:
+        self._handler = SocketModeHandler(app, app_token)
+
+    def start(self) -> None:
+        self._handler.connect()
+
+    def stop(self) -> None:
+        self._handler.close()

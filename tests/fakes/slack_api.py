@@ -1,0 +1,455 @@
+"""A fake Slack Web API: real HTTP on 127.0.0.1, enough methods for the connector.
+
+Point `slack_sdk.WebClient(base_url=api.base_url)` (or `SLACK_API_BASE_URL`) at it. It
+answers `auth.test` (bolt calls it when an App is built), `chat.postMessage`,
+`chat.postEphemeral`, `chat.update`, `chat.delete`, `reactions.add/remove`,
+`conversations.history/replies` (with message metadata), `users.info` (configurable
+admins) and `views.open`, plus response URLs (`api.response_url()`). Bodies may be form
+or JSON, as the SDK sends them. Every call is recorded; the next calls can be told to
+fail with 429 + Retry-After or with a Slack error.
+
+Run it alone (`python -m tests.fakes.slack_api --port 8099`) to try `paperbot serve --slack
+--http` by hand: it prints every call as a JSON line.
+
+>>> with FakeSlackAPI(bot_token="xoxb-test", admins={"UADMIN"}) as api:
+...     client = WebClient(token="xoxb-test", base_url=api.base_url)
+...     api.fail_next(1, status=429, retry_after=1)
+...     client.chat_postMessage(channel="C1", text="hi")   # with a retry handler: retried
+...     api.calls_to("chat.postMessage")
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+TEAM_ID = "T1"
+_JSON_FIELDS = ("blocks", "metadata", "view", "attachments")
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request: when (time.monotonic()), which method, its parameters, the status."""
+
+    at: float
+    method: str
+    params: dict[str, Any]
+    status: int
+    token: str | None
+
+
+@dataclass
+class _Failure:
+    method: str | None
+    status: int = 429
+    retry_after: int | None = 1
+    error: str | None = None  # with status 200: {"ok": false, "error": error}
+
+
+@dataclass
+class FakeSlackAPI:
+    """The fake server. Use as a context manager; `base_url` ends in `/api/`."""
+
+    bot_token: str | None = None
+    admins: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)
+    calls: list[ApiCall] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    reactions: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    port: int = 0
+    echo: bool = False
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._failures: list[_Failure] = []
+        self._last_ts = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the server first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "cmd") -> str:
+        return f"{self.url}/respond/{name}"
+
+    def fail_next(
+        self, count: int, status: int = 429, retry_after: int | None = 1, method: str | None = None
+    ) -> None:
+        """Answer the next `count` calls (to `method`, or any) with an HTTP error."""
+        with self._lock:
+            self._failures += [_Failure(method, status, retry_after) for _ in range(count)]
+
+    def error_next(self, method: str, error: str, count: int = 1) -> None:
+        """Answer the next `count` calls to `method` with `{"ok": false, "error": error}`."""
+        with self._lock:
+            self._failures += [_Failure(method, 200, None, error) for _ in range(count)]
+
+    def calls_to(self, method: str, ok_only: bool = False) -> list[ApiCall]:
+        with self._lock:
+            return [
+                c for c in self.calls if c.method == method and (not ok_only or c.status == 200)
+            ]
+
+    def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        where: Callable[[ApiCall], bool] = lambda c: True,
+        timeout: float = 30.0,
+    ) -> list[ApiCall]:
+        """Block until `count` successful calls to `method` match `where`; return them."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                found = [
+                    c for c in self.calls if c.method == method and c.status == 200 and where(c)
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [(c.method, c.status) for c in self.calls]
+                    raise AssertionError(f"no {count} x {method} within {timeout} s; saw {seen}")
+                self._lock.wait(left)
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        with self._lock:
+            return next(m for m in self.messages if m["channel"] == channel and m["ts"] == ts)
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The replies in a thread (the root excluded), oldest first."""
+        with self._lock:
+            return [
+                m
+                for m in self.messages
+                if m["channel"] == channel and m.get("thread_ts") == thread_ts != m["ts"]
+            ]
+
+    def start(self) -> FakeSlackAPI:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeSlackAPI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- serving -------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, params: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) for one call, recording it."""
+        with self._lock:
+            failure = next(
+                (f for f in self._failures if f.method in (None, method)),
+                None,
+            )
+            if failure is not None:
+                self._failures.remove(failure)
+            status = failure.status if failure is not None else 200
+            self.calls.append(ApiCall(time.monotonic(), method, params, status, token))
+            self._lock.notify_all()
+            if self.echo:
+                print(json.dumps({"method": method, **params}, ensure_ascii=False), flush=True)
+            if failure is not None and failure.error is None:
+                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+                return status, {"ok": False, "error": "ratelimited"}, headers
+            if failure is not None:
+                return 200, {"ok": False, "error": failure.error}, {}
+            if method != "response_url" and self.bot_token and token != self.bot_token:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            route = _ROUTES.get(method)
+            if route is None:
+                return 200, {"ok": False, "error": "unknown_method"}, {}
+            return 200, route(self, params), {}
+
+    def _next_ts(self) -> str:
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
+
+
+# -- methods (called with the lock held) ------------------------------------------------
+
+
+def _auth_test(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "url": "https://fake.slack.test/",
+        "team": "Fake",
+        "user": "paperbot",
+        "team_id": TEAM_ID,
+        "user_id": BOT_USER_ID,
+        "bot_id": BOT_ID,
+    }
+
+
+def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    if not p.get("channel") or not (p.get("text") or p.get("blocks")):
+        return {"ok": False, "error": "no_text"}
+    ts = api._next_ts()
+    message = {
+        "type": "message",
+        "channel": p["channel"],
+        "ts": ts,
+        "user": BOT_USER_ID,
+        "bot_id": BOT_ID,
+        "text": p.get("text", ""),
+        "blocks": p.get("blocks") or [],
+    }
+    if p.get("thread_ts"):
+        message["thread_ts"] = p["thread_ts"]
+    if p.get("metadata"):
+        message["metadata"] = p["metadata"]
+    api.messages.append(message)
+    return {"ok": True, "channel": p["channel"], "ts": ts, "message": dict(message)}
+
+
+def _post_ephemeral(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    if not p.get("channel") or not p.get("user"):
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True, "message_ts": api._next_ts()}
+
+
+def _update(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    for m in api.messages:
+        if m["channel"] == p.get("channel") and m["ts"] == p.get("ts"):
+            m["text"] = p.get("text", m["text"])
+            m["blocks"] = p.get("blocks", m["blocks"])
+            return {"ok": True, "channel": m["channel"], "ts": m["ts"], "text": m["text"]}
+    return {"ok": False, "error": "message_not_found"}
+
+
+def _delete(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    before = len(api.messages)
+    api.messages[:] = [
+        m for m in api.messages if not (m["channel"] == p.get("channel") and m["ts"] == p.get("ts"))
+    ]
+    if len(api.messages) == before:
+        return {"ok": False, "error": "message_not_found"}
+    return {"ok": True, "channel": p["channel"], "ts": p["ts"]}
+
+
+def _reaction(add: bool) -> Callable[[FakeSlackAPI, dict[str, Any]], dict[str, Any]]:
+    def handle(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+        names = api.reactions.setdefault((p.get("channel", ""), p.get("timestamp", "")), set())
+        name = p.get("name", "")
+        if add and name in names:
+            return {"ok": False, "error": "already_reacted"}
+        if not add and name not in names:
+            return {"ok": False, "error": "no_reaction"}
+        (names.add if add else names.discard)(name)
+        return {"ok": True}
+
+    return handle
+
+
+def _page(items: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
+    limit = int(p.get("limit") or 100)
+    start = int(p.get("cursor") or 0)
+    page = items[start : start + limit]
+    more = start + limit < len(items)
+    with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+    shown = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in page]
+    return {
+        "ok": True,
+        "messages": shown,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
+
+
+def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    oldest = float(p.get("oldest") or 0)
+    roots = [
+        dict(m)
+        for m in reversed(api.messages)
+        if m["channel"] == p.get("channel")
+        and m.get("thread_ts") in (None, m["ts"])
+        and float(m["ts"]) >= oldest
+    ]
+    return _page(roots, p)
+
+
+def _replies(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    ts = p.get("ts")
+    found = [
+        dict(m)
+        for m in api.messages
+        if m["channel"] == p.get("channel") and (m["ts"] == ts or m.get("thread_ts") == ts)
+    ]
+    if not found:
+        return {"ok": False, "error": "thread_not_found"}
+    return _page(found, p)
+
+
+def _users_info(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    user = str(p.get("user", ""))
+    return {
+        "ok": True,
+        "user": {
+            "id": user,
+            "name": user.lower(),
+            "is_admin": user in api.admins,
+            "is_owner": user in api.owners,
+            "is_primary_owner": False,
+            "is_bot": False,
+        },
+    }
+
+
+def _views_open(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    if not p.get("trigger_id") or not isinstance(p.get("view"), dict):
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True, "view": {"id": "V1", **p["view"]}}
+
+
+def _response_url(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    api.responses.append(p)
+    return {"ok": True}
+
+
+_ROUTES: dict[str, Callable[[FakeSlackAPI, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": _auth_test,
+    "chat.postMessage": _post_message,
+    "chat.postEphemeral": _post_ephemeral,
+    "chat.update": _update,
+    "chat.delete": _delete,
+    "reactions.add": _reaction(True),
+    "reactions.remove": _reaction(False),
+    "conversations.history": _history,
+    "conversations.replies": _replies,
+    "users.info": _users_info,
+    "views.open": _views_open,
+    "response_url": _response_url,
+}
+
+
+def _params(raw: bytes, content_type: str) -> dict[str, Any]:
+    if "json" in content_type:
+        try:
+            params = json.loads(raw or b"{}")
+        except ValueError:
+            params = {}
+    else:
+        params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    for name in _JSON_FIELDS:
+        if isinstance(params.get(name), str):
+            with contextlib.suppress(ValueError):
+                params[name] = json.loads(params[name])
+    return params
+
+
+def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            params = _params(raw, self.headers.get("Content-Type") or "")
+            auth = self.headers.get("Authorization") or ""
+            token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+            token = token or params.pop("token", None)
+            if self.path.startswith("/respond/"):
+                method = "response_url"
+            elif self.path.startswith("/api/"):
+                method = self.path.removeprefix("/api/").split("?")[0]
+            else:
+                self._send(404, {"ok": False, "error": "not_found"}, {})
+                return
+            status, body, headers = api.handle(method, params, token)
+            self._send(status, body, headers)
+
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+            data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def texts(calls: Iterable[ApiCall]) -> list[str]:
+    """Every text a set of calls carried: `text` and all text inside `blocks`."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "text" and isinstance(item, str):
+                    found.append(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for call in calls:
+        walk({"text": call.params.get("text"), "blocks": call.params.get("blocks")})
+    return [t for t in found if t]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake until Ctrl-C, printing every call."""
+    parser = argparse.ArgumentParser(description="A fake Slack Web API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--token", default=None, help="The only bot token accepted.")
+    parser.add_argument("--admin", action="append", default=[], help="A user id that is admin.")
+    args = parser.parse_args(argv)
+    api = FakeSlackAPI(bot_token=args.token, admins=set(args.admin), port=args.port, echo=True)
+    with api:
+        print(f"fake Slack Web API on {api.base_url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
