@@ -19,9 +19,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http import LocalServer
 
 ATOM = "http://www.w3.org/2005/Atom"
 ARXIV = "http://arxiv.org/schemas/atom"
@@ -77,7 +78,7 @@ class _Trouble:
     empty_page: bool = False
 
 
-class FakeArxivServer:
+class FakeArxivServer(LocalServer):
     """The fake arXiv API server. Use as a context manager; `url` is the query endpoint.
 
     `count_missing_in_total` emulates the API counting unknown IDs in totalResults
@@ -93,8 +94,6 @@ class FakeArxivServer:
         self.requests: list[RecordedRequest] = []
         self._troubles: list[_Trouble] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -129,32 +128,8 @@ class FakeArxivServer:
         with self._lock:
             self._troubles.extend(_Trouble(None, stall_seconds=seconds) for _ in range(count))
 
-    def start(self) -> FakeArxivServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeArxivServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def _record(self, path: str, params: dict[str, str]) -> _Trouble | None:
         with self._lock:

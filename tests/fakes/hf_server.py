@@ -15,10 +15,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http import LocalServer
 
 
 def hf_entry(
@@ -68,7 +69,7 @@ class _Failure:
     stall_seconds: float = 0.0
 
 
-class FakeHfServer:
+class FakeHfServer(LocalServer):
     """The fake API. Use as a context manager; `url` is the base URL (no trailing slash).
 
     `days` maps "YYYY-MM-DD" to the JSON value answered for that date (usually a list).
@@ -79,8 +80,6 @@ class FakeHfServer:
         self.requests: list[RecordedRequest] = []
         self._failures: dict[str, _Failure] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -107,32 +106,8 @@ class FakeHfServer:
     def requested_dates(self) -> list[str]:
         return [r.params.get("date", "") for r in self.requests]
 
-    def start(self) -> FakeHfServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeHfServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def _record(self, path: str, params: dict[str, str]) -> _Failure | None:
         with self._lock:

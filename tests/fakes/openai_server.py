@@ -23,9 +23,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.http import LocalServer
 
 Reply = Callable[[dict[str, Any]], str]
 
@@ -90,7 +91,7 @@ def bag_of_words_vector(text: str, dimension: int) -> list[float]:
     return vector
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LocalServer):
     """The fake server. Use as a context manager; `base_url` ends in `/v1`.
 
     `reply(request_json) -> str` decides every chat answer. With `api_key`, requests
@@ -120,8 +121,6 @@ class FakeOpenAIServer:
         self._troubles: list[_Trouble] = []
         self._lock = threading.Lock()
         self._counter = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -156,32 +155,8 @@ class FakeOpenAIServer:
         """The recorded requests to /v1/chat/completions."""
         return [r for r in self.requests if r.path == "/v1/chat/completions"]
 
-    def start(self) -> FakeOpenAIServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def _record(
         self, path: str, headers: dict[str, str], body: dict[str, Any]
