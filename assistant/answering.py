@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from assistant.conversations import ConversationStore, Scope, Turn
-from assistant.embedding import Embedder
+from assistant.embedding import Embedder, dot, embed_unique
 from assistant.errors import InvalidInputError
 from assistant.index import ChunkHit, SearchFilter
 from assistant.language import detect_language, language_name
@@ -292,10 +292,10 @@ class Answerer:
         """Cite each (number, passage, about): quote the passage's sentences closest to
         `about` (a question or a claim). One embedding call scores every sentence."""
         topics = [_without_title(about, hit.title) for _, hit, about in wanted]
-        vectors = self._embed_all(
-            topics
-            + [hit.chunk.text[a:b] for _, hit, _ in wanted for a, b in quote_spans(hit.chunk.text)]
-        )
+        sentences = [
+            hit.chunk.text[a:b] for _, hit, _ in wanted for a, b in quote_spans(hit.chunk.text)
+        ]
+        vectors = embed_unique(self._embedder, topics + sentences) if self._embedder else {}
         citations = []
         for (number, hit, _), topic in zip(wanted, topics, strict=True):
             scorer = None
@@ -303,17 +303,11 @@ class Answerer:
                 query = vectors[topic]
 
                 def scorer(sentences: Sequence[str], query: list[float] = query) -> list[float]:
-                    return [_dot(query, vectors[x]) for x in sentences]
+                    return [dot(query, vectors[x]) for x in sentences]
 
             quote = best_quote(hit.chunk.text, set(tokenize(topic)), similarity=scorer)
             citations.append(_make_citation(number, hit, quote))
         return tuple(citations)
-
-    def _embed_all(self, texts: Sequence[str]) -> dict[str, list[float]]:
-        if self._embedder is None:
-            return {}
-        unique = list(dict.fromkeys(texts))
-        return dict(zip(unique, self._embedder.embed(unique), strict=True))
 
     def _extract(
         self, query: str, language: str, hits: Sequence[ChunkHit], note: str | None
@@ -350,10 +344,6 @@ def _without_title(about: str, title: str) -> str:
         return about
     stripped = re.sub("|".join(words), " ", about, flags=re.IGNORECASE)
     return " ".join(stripped.split()) or about
-
-
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 def _make_citation(number: int, hit: ChunkHit, quote: str) -> Citation:
@@ -398,7 +388,8 @@ def _key_terms(text: str, limit: int = 6) -> list[str]:
     return list(dict.fromkeys(names + topics))[:limit]
 
 
-def _escape(text: str) -> str:
+def as_data(text: str) -> str:
+    """Text for a prompt's data block: it cannot open or close a tag there."""
     return text.replace("<", "‹").replace(">", "›")
 
 
@@ -415,12 +406,12 @@ def build_messages(
         c = hit.chunk
         where = ", ".join(x for x in (c.section, f"page {c.page}" if c.page else None) if x)
         header = (
-            f"[{i}] {_escape(hit.title)} ({c.paper_id}{', ' + _escape(where) if where else ''})"
+            f"[{i}] {as_data(hit.title)} ({c.paper_id}{', ' + as_data(where) if where else ''})"
         )
-        blocks.append(f"<passage>\n{header}\n{_escape(c.text)}\n</passage>")
+        blocks.append(f"<passage>\n{header}\n{as_data(c.text)}\n</passage>")
     body = "\n".join(blocks)
     messages.append(
-        ChatMessage("user", f"<passages>\n{body}\n</passages>\n\nQuestion: {_escape(question)}")
+        ChatMessage("user", f"<passages>\n{body}\n</passages>\n\nQuestion: {as_data(question)}")
     )
     return messages
 

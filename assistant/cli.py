@@ -46,7 +46,7 @@ from assistant.digest.publisher import DigestChannel, plan_posts
 from assistant.digest.schedule import ScheduleRunner, WeeklySchedule
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.evaluation import evaluate, load_qrels
-from assistant.ids import find_arxiv_id, paper_key, parse_arxiv_id
+from assistant.ids import parse_arxiv_id
 from assistant.index import SearchFilter, SearchMode, drop_collection
 from assistant.ingest import IngestReport
 from assistant.messages import Citation, IncomingMessage
@@ -277,17 +277,8 @@ def ingest_pdf(
 
 
 def resolve_paper_id(rt: Runtime, text: str) -> str:
-    """A stored paper's key from an arXiv ID, a URL or a key."""
-    text = text.strip()
-    if rt.store.get_paper(text):
-        return text
-    key = paper_key(text) if (find_arxiv_id(text) or "://" in text) else text
-    if rt.store.get_paper(key) is None:
-        raise NotFoundError(
-            f"No paper {text!r} is stored. Try `paperbot search {text}` or "
-            f"`paperbot ingest arxiv {text}`."
-        )
-    return key
+    """A stored paper's key from an arXiv ID, a URL, a key or `#n` (see `find_paper`)."""
+    return find_paper(rt.store, text).paper_id
 
 
 def resolve_week(rt: Runtime, value: str | None) -> date | None:
@@ -295,11 +286,10 @@ def resolve_week(rt: Runtime, value: str | None) -> date | None:
     day = parse_week(value)
     if day is None:
         return None
-    weeks = [w for w, _ in rt.store.weeks()]
-    for start in weeks:
-        if 0 <= (day - start).days < 7:
-            return start
-    shown = ", ".join(w.isoformat() for w in weeks[:5]) or "none yet"
+    found = rt.store.week_containing(day)
+    if found is not None:
+        return found
+    shown = ", ".join(w.isoformat() for w, _ in rt.store.weeks()[:5]) or "none yet"
     raise NotFoundError(f"No listed week contains {day}. Newest weeks: {shown}.")
 
 

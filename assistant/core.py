@@ -50,8 +50,9 @@ def find_paper(store: StateStore, text: str) -> Paper:
     if found is None:
         shown = text if len(text) <= 60 else text[:57] + "..."
         raise NotFoundError(
-            f"No paper {shown!r} is in the index. Try `/paper search {shown}`; an admin can "
-            f"add it with `paperbot ingest arxiv {shown}`."
+            f"No paper {shown!r} is in the index. Search for it (`/paper search {shown}`, or "
+            f"`paperbot search` in a terminal); an admin can add it with "
+            f"`paperbot ingest arxiv {shown}`."
         )
     return found
 
@@ -260,7 +261,7 @@ class Assistant:
                 raise InvalidInputError(
                     f"`digest` takes a date like 2024-07-08, not “{argument[:40]}”."
                 ) from exc
-            found = next((w for w in weeks if 0 <= (day - w).days < 7), None)
+            found = self._store.week_containing(day)
             if found is None:
                 raise NotFoundError(f"No listed week contains {day}. Latest: {weeks[0]}.")
             week = found

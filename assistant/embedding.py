@@ -124,15 +124,27 @@ class OpenAIEmbedder:
                     f"{len(batch)} texts: is PAPERBOT_EMBEDDING_MODEL an embedding model?"
                 )
             ordered = sorted(response.data, key=lambda d: d.index)
-            vectors.extend(_unit(list(d.embedding)) for d in ordered)
+            vectors.extend(unit(d.embedding) for d in ordered)
         if vectors and self._dimension is None:
             self._dimension = len(vectors[0])
         return vectors
 
 
-def _unit(vector: list[float]) -> list[float]:
+def unit(vector: Sequence[float]) -> list[float]:
+    """`vector` scaled to length 1 (a zero vector stays zero)."""
     norm = sum(x * x for x in vector) ** 0.5
-    return [x / norm for x in vector] if norm else vector
+    return [x / norm for x in vector] if norm else list(vector)
+
+
+def dot(a: Sequence[float], b: Sequence[float]) -> float:
+    """The dot product: the cosine similarity of two vectors an `Embedder` returned."""
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def embed_unique(embedder: Embedder, texts: Sequence[str]) -> dict[str, list[float]]:
+    """Each distinct text's vector, from one `embed` call."""
+    unique = list(dict.fromkeys(texts))
+    return dict(zip(unique, embedder.embed(unique), strict=True)) if unique else {}
 
 
 def build_embedder(settings: EmbeddingSettings, openai_settings: OpenAISettings) -> Embedder:

@@ -392,6 +392,10 @@ class StateStore:
         )
         return [(date.fromisoformat(w), n) for w, n in rows]
 
+    def week_containing(self, day: date, source: str | None = None) -> date | None:
+        """The start of the listed week (by one source if given) that contains `day`."""
+        return next((w for w, _ in self.weeks(source) if 0 <= (day - w).days < 7), None)
+
     def versions(self, paper_id: str) -> list[int]:
         rows = self._read(
             "SELECT version FROM paper_versions WHERE paper_id = ? ORDER BY version", (paper_id,)

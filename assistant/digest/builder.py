@@ -50,15 +50,16 @@ class DigestBuilder:
 
     def resolve_week(self, source: str, day: date | None) -> date:
         """The listed week containing `day` (default: the newest listed week)."""
-        weeks = [w for w, _ in self._store.weeks(LISTING_SOURCES[source])]
+        listed = LISTING_SOURCES[source]
         if day is None:
+            weeks = self._store.weeks(listed)
             if not weeks:
                 raise NotFoundError(
                     f"No week has been ingested from {source!r} yet: run `paperbot digest "
                     f"build --source {source}` with a file or online first."
                 )
-            return weeks[0]
-        return next((w for w in weeks if 0 <= (day - w).days < 7), monday_of(day))
+            return weeks[0][0]
+        return self._store.week_containing(day, listed) or monday_of(day)
 
     def build_week(self, week: date, source: str, language: str) -> tuple[Digest, BuildReport]:
         """Write the cards of the week's top papers, in the source's order, and store them."""

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from assistant.answering import as_data
 from assistant.digest.model import (
     Digest,
     DigestCard,
@@ -25,7 +26,7 @@ from assistant.digest.model import (
     digest_from_dict,
     digest_to_dict,
 )
-from assistant.embedding import Embedder
+from assistant.embedding import Embedder, dot, embed_unique
 from assistant.index import ChunkHit, SearchFilter
 from assistant.language import language_name
 from assistant.llm import ChatMessage, ChatModel, LLMUnavailableError
@@ -244,7 +245,7 @@ class CardWriter:
         if len(sentences) <= count:
             return sentences
         vectors = self._embedder.embed(sentences)
-        centrality = [sum(_dot(v, w) for w in vectors) / len(vectors) for v in vectors]
+        centrality = [sum(dot(v, w) for w in vectors) / len(vectors) for v in vectors]
         best = sorted(range(len(sentences)), key=lambda i: -centrality[i])[:count]
         return [sentences[i] for i in sorted(best)]
 
@@ -258,9 +259,7 @@ class CardWriter:
             for a, b in quote_spans(hit.chunk.text)
             if len(hit.chunk.text[a:b]) >= 25
         ]
-        texts = [q.hint for q in asked] + [text for _, text in candidates]
-        unique = list(dict.fromkeys(texts))
-        vectors = dict(zip(unique, self._embedder.embed(unique), strict=True))
+        vectors = embed_unique(self._embedder, [q.hint for q in asked] + [t for _, t in candidates])
         used: set[str] = set()
         pairs = []
         for index, question in enumerate(asked):
@@ -343,8 +342,7 @@ class CardWriter:
             for hit in passages
         }
         texts = [a for _, a, _ in answers if a] + [t for group in spans.values() for t in group]
-        unique = list(dict.fromkeys(texts))
-        vectors = dict(zip(unique, self._embedder.embed(unique), strict=True)) if unique else {}
+        vectors = embed_unique(self._embedder, texts)
         pairs = []
         for question, answer, cited in answers:
             candidates = [(hit, text) for hit in cited for text in spans[id(hit)]]
@@ -352,7 +350,7 @@ class CardWriter:
                 pairs.append(QAPair(question, answer, supported=False))
                 continue
             score, hit, quote = max(
-                ((_dot(vectors[answer], vectors[text]), hit, text) for hit, text in candidates),
+                ((dot(vectors[answer], vectors[text]), hit, text) for hit, text in candidates),
                 key=lambda found: found[0],
             )
             if score < SUPPORT_THRESHOLD:
@@ -376,17 +374,13 @@ def _best_answer(
     for hit, sentence in candidates:
         if sentence in used:
             continue
-        score = _dot(vectors[question.hint], vectors[sentence])
+        score = dot(vectors[question.hint], vectors[sentence])
         score += CUE_BONUS if question.cues.search(sentence) else 0.0
         if best is None or score > best[0]:
             best = (score, hit, sentence)
     if best is None or best[0] < SUPPORT_THRESHOLD:
         return None
     return best[1], best[2]
-
-
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 def _numbers(value: object, count: int) -> list[int]:
@@ -419,7 +413,7 @@ def card_prompt(
             for x in (hit.chunk.section, f"page {hit.chunk.page}" if hit.chunk.page else None)
             if x
         )
-        text = hit.chunk.text.replace("<", "‹").replace(">", "›")
+        text = as_data(hit.chunk.text)
         blocks.append(f"<passage>\n[{i}] {where or hit.chunk.kind}\n{text}\n</passage>")
     listed = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, start=1))
     user = (

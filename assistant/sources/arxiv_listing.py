@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
-from assistant.embedding import Embedder
+from assistant.embedding import Embedder, dot, unit
 from assistant.errors import ConfigError
 from assistant.models import Link, Listing, PaperRecord, Problem
 from assistant.sources.arxiv_api import ArxivClient, abstract_lead
@@ -110,10 +109,10 @@ class ArxivListingSource:
         if not self.topics or not candidates:
             return candidates
         vectors = [
-            _unit(v) for v in self._embedder.embed([*self.topics, *map(_paper_text, candidates)])
+            unit(v) for v in self._embedder.embed([*self.topics, *map(_paper_text, candidates)])
         ]
         topics, papers = vectors[: len(self.topics)], vectors[len(self.topics) :]
-        scores = [max(_dot(paper, topic) for topic in topics) for paper in papers]
+        scores = [max(dot(paper, topic) for topic in topics) for paper in papers]
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])
         return [candidates[i] for i in order]
 
@@ -135,13 +134,3 @@ class ArxivListingSource:
 
 def _paper_text(record: PaperRecord) -> str:
     return "\n".join(part for part in (record.title, record.abstract) if part)
-
-
-def _unit(vector: Sequence[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector))
-    return [x / norm for x in vector] if norm else list(vector)
-
-
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    """Cosine similarity of two unit vectors."""
-    return sum(x * y for x, y in zip(a, b, strict=True))

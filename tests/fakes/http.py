@@ -20,13 +20,12 @@ class LocalServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
 
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start the server first"
-        return int(self._server.server_address[1])
+    def _bind_port(self) -> int:
+        """The port to listen on; 0 picks a free one."""
+        return 0
 
     def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._bind_port()), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True

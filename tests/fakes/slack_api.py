@@ -27,10 +27,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.fakes.http import LocalServer
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -58,7 +59,7 @@ class _Failure:
 
 
 @dataclass
-class FakeSlackAPI:
+class FakeSlackAPI(LocalServer):
     """The fake server. Use as a context manager; `base_url` ends in `/api/`."""
 
     bot_token: str | None = None
@@ -75,8 +76,6 @@ class FakeSlackAPI:
         self._lock = threading.Condition()
         self._failures: list[_Failure] = []
         self._last_ts = 0.0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -146,32 +145,11 @@ class FakeSlackAPI:
                 if m["channel"] == channel and m.get("thread_ts") == thread_ts != m["ts"]
             ]
 
-    def start(self) -> FakeSlackAPI:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        return self
+    def _bind_port(self) -> int:
+        return self.port
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeSlackAPI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     # -- serving -------------------------------------------------------------------------
 
