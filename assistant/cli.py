@@ -9,19 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
+import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import (
@@ -44,10 +46,17 @@ from assistant.digest.markdown import (
 from assistant.digest.model import Digest, digest_to_dict
 from assistant.digest.publisher import DigestChannel, plan_posts
 from assistant.digest.schedule import ScheduleRunner, WeeklySchedule
-from assistant.errors import InvalidInputError, NotFoundError, UserError
+from assistant.errors import (
+    ConfigError,
+    IndexUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+    UserError,
+)
 from assistant.evaluation import evaluate, load_qrels
 from assistant.ids import parse_arxiv_id
-from assistant.index import SearchFilter, SearchMode, drop_collection
+from assistant.index import SearchFilter, SearchMode, connect, drop_collection
+from assistant.index_migration import MigrationReport, migrate_index
 from assistant.ingest import IngestReport
 from assistant.messages import Citation, IncomingMessage
 from assistant.models import Paper, SearchHit
@@ -60,6 +69,9 @@ from assistant.sources.potw import PotwSource
 from connectors.console.chat import ConsoleChat
 from connectors.console.digest import ConsoleDigestChannel
 from connectors.console.render import render_reply
+
+if TYPE_CHECKING:
+    from assistant.serving import RunningConnector
 
 log = logging.getLogger(__name__)
 
@@ -477,6 +489,25 @@ def stats(as_json: JsonOpt = False) -> None:
         out.print(table)
 
 
+@app.command("backup")
+def backup(
+    destination: Annotated[Path, typer.Argument(help="File to write the copy to.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A consistent copy of the SQLite state, safe while `paperbot serve` runs.
+
+    The vector index is not copied: `paperbot index rebuild` recreates it from this state.
+    """
+    with runtime() as rt:
+        if destination.resolve() == rt.settings.state_path.resolve():
+            raise InvalidInputError("The backup must go to another file than the live state.")
+        size = rt.store.backup(destination)
+    if as_json:
+        emit_json({"backup": str(destination), "bytes": size})
+        return
+    err.print(f"backed up {rt.settings.state_path} to {destination} ({size / 1e6:.1f} MB)")
+
+
 # -- questions ----------------------------------------------------------------------------
 
 
@@ -701,60 +732,127 @@ def serve(
     slack: Annotated[
         bool, typer.Option("--slack", help="Run the Slack connector (Socket Mode by default).")
     ] = False,
+    discord: Annotated[
+        bool, typer.Option("--discord", help="Run the Discord connector (the gateway).")
+    ] = False,
     http: Annotated[
         bool, typer.Option("--http", help="With --slack: receive Slack's requests over HTTP.")
     ] = False,
     host: Annotated[str, typer.Option(help="With --http: the address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="With --http: the port to listen on.")] = 3000,
 ) -> None:
-    """Run the weekly digest schedule and, with --slack, the Slack connector."""
+    """Run the weekly digest schedule, the enabled connectors and the health and metrics
+    endpoint (PAPERBOT_HTTP_HOST:PAPERBOT_HTTP_PORT) until SIGTERM or Ctrl-C."""
+    # Imported here: the endpoint's aiohttp is not worth loading for the other commands.
+    from assistant.serving import start_connectors
+
     if http and not slack:
         raise InvalidInputError("--http is a Slack option: use `paperbot serve --slack --http`.")
     with runtime() as rt:
         d = rt.settings.digest
         schedule = WeeklySchedule(d.schedule, d.timezone)
-        channels: dict[str, DigestChannel] = {
-            "console": ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
-        }
-        slack_parts = start_slack(rt, http, host, port, listen=not catch_up_only) if slack else None
-        if slack_parts is not None:
-            channels["slack"] = slack_parts.digest_channel
-
-        async def job(slot: datetime) -> None:
-            await rt.digest_service.run_slot(slot, channels)
-
-        runner = ScheduleRunner(rt.store, schedule, job)
+        listen = not catch_up_only
+        starters: list[Callable[[], RunningConnector]] = []
+        if slack:
+            starters.append(lambda: start_slack(rt, http, host, port, listen))
+        if discord:
+            starters.append(lambda: start_discord(rt, listen))
+        connectors = start_connectors(starters)
         try:
-            asyncio.run(run_service(runner, catch_up_only))
+            run_service(rt, schedule, connectors, catch_up_only)
         finally:
-            if slack_parts is not None:
-                slack_parts.stop()
+            for connector in connectors:
+                connector.stop()  # a connector the service stopped already returns at once
 
 
-class SlackParts:
-    """The running Slack connector of `serve`: its digest channel, and how to stop it."""
+def run_service(
+    rt: Runtime,
+    schedule: WeeklySchedule,
+    connectors: Sequence[RunningConnector],
+    catch_up_only: bool,
+) -> None:
+    """Catch up a missed digest slot; then, unless `catch_up_only`, serve until a signal."""
+    from assistant.health import OpsEndpoint, Readiness, state_check
+    from assistant.metrics import process_metrics
+    from assistant.serving import DigestJobs, Service
 
-    def __init__(self, digest_channel: DigestChannel, stops: list[Callable[[], None]]) -> None:
-        self.digest_channel = digest_channel
-        self._stops = stops
+    channels: dict[str, DigestChannel] = {
+        "console": ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
+    }
+    for connector in connectors:
+        if connector.digest_channel is not None:
+            channels[connector.name] = connector.digest_channel
+    jobs = DigestJobs(lambda slot: rt.digest_service.run_slot(slot, channels))
+    runner = ScheduleRunner(rt.store, schedule, jobs)
+    if catch_up_only:
+        caught = asyncio.run(runner.catch_up())
+        if caught:
+            announce(f"caught up the digest slot of {caught.isoformat()}")
+        return
+    open_index(rt)
+    warm_up(rt)
+    metrics = process_metrics()
+    checks = [("index", rt.index_ready), ("state", state_check(rt.store))]
+    readiness = Readiness(checks + [(c.name, c.ready) for c in connectors], metrics)
+    endpoint = OpsEndpoint(readiness, metrics, rt.settings.http_host, rt.settings.http_port)
+    service = Service(
+        runner, jobs, connectors, readiness, endpoint, rt.settings.shutdown_seconds, announce
+    )
+    asyncio.run(service.run())
 
-    def stop(self) -> None:
-        for stop in self._stops:
-            stop()
+
+def open_index(rt: Runtime) -> None:
+    """Open the index before serving: the embedded one is this process's from now on, or
+    serve stops with the reason (another process holds it). A Qdrant server that does not
+    answer yet is no reason to stop: /readyz reports it until it does."""
+    ok, reason = rt.index_ready()
+    if ok:
+        return
+    if not rt.settings.qdrant.url:
+        raise IndexUnavailableError(reason)
+    announce(f"the index is not ready yet ({reason}); /readyz says so until it is")
 
 
-def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> SlackParts:
+def warm_up(rt: Runtime) -> None:
+    """Load the embedding model in the background, so the first question after a start
+    does not wait for it."""
+
+    def load() -> None:
+        try:
+            rt.embedder.embed(["warm up"])
+        except Exception:  # the first real request reports the problem to its user
+            log.warning("loading the embedding model at start failed", exc_info=True)
+
+    threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+
+def announce(text: str) -> None:
+    err.print(f"paperbot serve: {text}", soft_wrap=True, markup=False)
+
+
+def start_discord(rt: Runtime, listen: bool) -> RunningConnector:
+    """Build the Discord connector from settings and connect to the gateway (unless
+    `listen` is False: `--catch-up-only` only posts digests, over REST)."""
+    from connectors.discord.serve import start_discord as start
+
+    running = start(rt.assistant, rt.store, rt.settings, rt.digest_builder.load, listen=listen)
+    if listen:
+        announce("Discord connector connecting to the gateway")
+    return running
+
+
+def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> RunningConnector:
     """Build the Slack connector from settings and start receiving (unless `listen` is
     False: `--catch-up-only` only posts digests)."""
     from connectors.slack.app import SlackConnector, build_web_client
     from connectors.slack.digest import SlackDigestChannel
-    from connectors.slack.serve import HttpRunner, SlackRunner, SocketModeRunner
+    from connectors.slack.serve import HttpRunner, RunningSlack, SlackRunner, SocketModeRunner
 
     bot_token, app_token, _ = rt.settings.slack.require(socket_mode=not http, receive=listen)
     client = build_web_client(rt.settings.slack, bot_token)
     channel = SlackDigestChannel(client)
     if not listen:
-        return SlackParts(channel, [])
+        return RunningSlack(channel)
     connector = SlackConnector(
         rt.assistant, rt.store, rt.settings, rt.digest_builder.load, client=client
     )
@@ -763,25 +861,8 @@ def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> 
         HttpRunner(app, host, port) if http else SocketModeRunner(app, app_token or "")
     )
     receiver.start()
-    err.print(f"paperbot serve: Slack connector on {receiver.description}")
-    return SlackParts(channel, [receiver.stop, connector.close])
-
-
-async def run_service(runner: ScheduleRunner, catch_up_only: bool) -> None:
-    caught = await runner.catch_up()
-    if caught:
-        err.print(f"caught up the digest slot of {caught.isoformat()}")
-    if catch_up_only:
-        return
-    runner.start()
-    err.print(f"paperbot serve: next digest run {runner.next_run().isoformat()}; Ctrl-C stops.")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    runner.stop()
-    err.print("paperbot serve: stopped")
+    announce(f"Slack connector on {receiver.description}")
+    return RunningSlack(channel, receiver, connector, rt.settings.shutdown_seconds)
 
 
 # -- index and evaluation ---------------------------------------------------------------
@@ -796,6 +877,75 @@ def index_rebuild(as_json: JsonOpt = False) -> None:
         with progress_bar() as bar:
             report = rt.ingestor.rebuild(progress=bar)
         show_report(report, as_json, time.perf_counter() - started)
+
+
+@index_app.command("migrate")
+def index_migrate(
+    to_url: Annotated[str, typer.Option("--to-url", help="The Qdrant server to copy to.")],
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding its API key (default QDRANT_API_KEY)."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Points per request.")] = 256,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the embedded index to a Qdrant server: same points, vectors and model, no
+    re-embedding; safe to run again. Then set QDRANT_URL to use the server."""
+    settings = load_settings()
+    qdrant = settings.qdrant
+    if not settings.qdrant_path.is_dir():
+        raise NotFoundError(
+            f"There is no embedded index at {settings.qdrant_path} to migrate "
+            "(check PAPERBOT_DATA_DIR)."
+        )
+    key = qdrant.api_key
+    if api_key_env is not None:
+        value = os.environ.get(api_key_env)
+        if not value:
+            raise ConfigError(f"--api-key-env {api_key_env}: that variable is not set.")
+        key = SecretStr(value)
+    source = connect(qdrant.model_copy(update={"url": None}), settings.qdrant_path)
+    try:
+        destination = connect(
+            qdrant.model_copy(update={"url": to_url, "api_key": key}), settings.qdrant_path
+        )
+        try:
+            with progress_bar() as bar:
+                report = migrate_index(
+                    source, destination, qdrant.collection, to_url, batch, progress=bar
+                )
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    show_migration(report, as_json)
+    if not report.verified:
+        raise typer.Exit(2)
+
+
+def show_migration(report: MigrationReport, as_json: bool) -> None:
+    if not report.verified:
+        err.print(
+            "[red]verification failed[/]: the server does not hold the same points as the "
+            "embedded index; run the command again, or migrate into an empty collection."
+        )
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("collection", report.collection),
+        ("copied to", report.destination + (" (created)" if report.created else "")),
+        ("points copied", f"{report.copied:,}"),
+        ("points there", f"{report.destination_points:,} of {report.source_points:,}"),
+        ("sample queries", f"{report.matching_queries} of {report.sample_queries} agree"),
+        ("time", f"{report.seconds:.1f} s"),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"[bold]{value}[/]")
+    out.print(table)
+    if report.verified:
+        out.print(f"Verified. Set QDRANT_URL={report.destination} to search the server.")
 
 
 @eval_app.command("retrieval")

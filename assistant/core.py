@@ -1,7 +1,8 @@
 """The assistant's core: `/paper` commands and threaded follow-ups, for every connector.
 
 Connectors translate platform events into `IncomingMessage`s, call `command` or
-`follow_up`, and render the `Reply`. No platform library is imported here.
+`follow_up`, and render the `Reply`. No platform library is imported here. Requests and
+answer times are counted here, so every connector is measured the same way.
 
 >>> reply = assistant.command(IncomingMessage("console", "me", "local", "search LoRA"))
 """
@@ -10,15 +11,17 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
 from assistant.answering import Answerer
-from assistant.commands import USAGE, Command, parse_command
+from assistant.commands import USAGE, Command, UsageError, parse_command
 from assistant.conversations import ConversationStore, Scope, Turn
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.ids import find_arxiv_id, paper_key
 from assistant.messages import IncomingMessage, PaperCard, Reply, ResultItem, ResultList
+from assistant.metrics import Metrics, Outcome, process_metrics
 from assistant.models import Paper
 from assistant.ratelimit import RateLimiter
 from assistant.search import Searcher
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 
 Delta = Callable[[str], None]
 _RANK = re.compile(r"^#?(\d{1,3})$")
+# Errors that are the user's doing (bad input, unknown paper, a rate limit, not an admin):
+# counted as "refused". Any other error means the assistant could not answer.
+_REFUSALS = (InvalidInputError, NotFoundError, UsageError)
 
 
 def find_paper(store: StateStore, text: str) -> Paper:
@@ -88,8 +94,10 @@ class Assistant:
         searcher: Searcher,
         answerer: Answerer,
         settings: AnswerSettings,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or process_metrics()
         self._conversations = conversations
         self._searcher = searcher
         self._answerer = answerer
@@ -104,26 +112,49 @@ class Assistant:
         """Run a `/paper` command; `message.text` is what follows `/paper`."""
         try:
             parsed = parse_command(message.text)
-            return self._run(parsed, message, on_delta)
         except UserError as exc:
+            self._metrics.count_request(message.platform, "unknown", "refused")
             return Reply(str(exc), ephemeral=True, kind="error")
+        return self._counted(
+            message.platform, parsed.verb, lambda: self._run(parsed, message, on_delta)
+        )
 
     def follow_up(self, message: IncomingMessage, on_delta: Delta | None = None) -> Reply:
         """A message in a thread: a question in that thread's conversation."""
-        return self.ask(message, None, on_delta)
+        return self._counted(
+            message.platform,
+            "follow_up",
+            lambda: self._answer(message, message.text, None, on_delta),
+        )
 
     def ask(
         self, message: IncomingMessage, scope: Scope | None = None, on_delta: Delta | None = None
     ) -> Reply:
         """A question in `message.thread`'s conversation, optionally limited to `scope`."""
-        try:
-            return self._answer(message, message.text, scope, on_delta)
-        except UserError as exc:
-            return Reply(str(exc), ephemeral=True, kind="error")
+        return self._counted(
+            message.platform, "ask", lambda: self._answer(message, message.text, scope, on_delta)
+        )
 
     def start_thread(self, platform: str, channel: str, thread: str, scope: Scope) -> None:
         """Give a thread its scope before anyone replies (a paper card, a week's header)."""
         self._conversations.open(platform, channel, thread, scope)
+
+    def _counted(self, platform: str, kind: str, run: Callable[[], Reply]) -> Reply:
+        """`run()`, counted by outcome; a `UserError` becomes a private error reply. Any
+        other exception is counted and passes on to the connector's error boundary."""
+        outcome: Outcome = "ok"
+        try:
+            return run()
+        except UserError as exc:
+            outcome = "refused" if isinstance(exc, _REFUSALS) else "error"
+            return Reply(str(exc), ephemeral=True, kind="error")
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self._metrics.count_request(platform, kind, outcome)
+            if outcome == "error":
+                self._metrics.count_error("core")
 
     # -- verbs ---------------------------------------------------------------------
 
@@ -206,6 +237,7 @@ class Assistant:
         scope: Scope | None,
         on_delta: Delta | None,
     ) -> Reply:
+        started = time.perf_counter()
         self._answerer.validate(question)
         self._limit(message)
         thread = message.thread or message.message_id or "main"
@@ -236,6 +268,7 @@ class Assistant:
         )
         if answer.paper_ids and not effective.paper_ids:
             self._conversations.set_focus(conversation, answer.paper_ids[:3])
+        self._metrics.observe_answer(answer.mode, time.perf_counter() - started)
         return Reply(
             answer.text,
             answer.citations,

@@ -9,18 +9,24 @@ Hybrid search fuses the dense and the sparse candidates with reciprocal rank fus
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import httpx
+from pydantic import ValidationError
 from qdrant_client import QdrantClient, models
+from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from assistant.errors import ConfigError, IndexUnavailableError
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 DENSE = "dense"
 SPARSE = "sparse"
 SPARSE_SCHEME = "paperbot-bm25-v1"
+PROBE_TIMEOUT = 2.0  # seconds a readiness check waits for the server
+PAYLOAD_INDEXES = ("paper_id", "weeks", "categories", "content_hash")  # keyword filters
 _POINT_NAMESPACE = uuid.UUID("5b0f7e4e-2d0c-4a5e-9a77-6f1f0d6c2b11")
 
 
@@ -121,6 +129,8 @@ def point_id(paper_id: str, content_hash: str, ordinal: int) -> str:
 class QdrantIndex:
     """`VectorIndex` on Qdrant (embedded engine or server, the same code)."""
 
+    UPSERT_BATCH = 256  # points a request, about 2.5 MB of JSON at 384 dimensions
+
     def __init__(self, client: QdrantClient, collection: str, server: bool = False) -> None:
         self._client = client
         self._collection = collection
@@ -147,10 +157,8 @@ class QdrantIndex:
         client = connect(settings, path)
         index = cls(client, settings.collection, server=bool(settings.url))
         try:
-            index.ensure_collection(model_name, dimension)
-        except (ResponseHandlingException, UnexpectedResponse) as exc:
-            client.close()
-            raise IndexUnavailableError(f"The Qdrant server is not usable: {exc}") from exc
+            with qdrant_errors():
+                index.ensure_collection(model_name, dimension)
         except BaseException:
             client.close()
             raise
@@ -168,38 +176,48 @@ class QdrantIndex:
                 )
             return
         size = dimension() if callable(dimension) else dimension
-        self._client.create_collection(
-            self._collection,
-            vectors_config={DENSE: models.VectorParams(size=size, distance=models.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            metadata={
-                "embedding_model": model_name,
-                "dimension": dimension,
-                "sparse": SPARSE_SCHEME,
-            },
-        )
+        try:
+            self._client.create_collection(
+                self._collection,
+                vectors_config={
+                    DENSE: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                },
+                sparse_vectors_config={
+                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
+                metadata={
+                    "embedding_model": model_name,
+                    "dimension": size,
+                    "sparse": SPARSE_SCHEME,
+                },
+            )
+        except UnexpectedResponse as exc:  # 409: another replica created it first
+            if exc.status_code != 409 or not self._client.collection_exists(self._collection):
+                raise
+            self.ensure_collection(model_name, dimension)  # check the model it recorded
+            return
         if self._server:  # the embedded engine ignores payload indexes (and warns)
-            for field in ("paper_id", "weeks", "categories", "content_hash"):
-                self._client.create_payload_index(
-                    self._collection, field, models.PayloadSchemaType.KEYWORD
-                )
+            create_payload_indexes(self._client, self._collection)
 
     def upsert(self, items: Sequence[IndexedChunk]) -> None:
-        if not items:
-            return
-        points = [
-            models.PointStruct(
-                id=point_id(i.chunk.paper_id, i.content_hash, i.chunk.ordinal),
-                vector={
-                    DENSE: i.dense,
-                    SPARSE: models.SparseVector(indices=i.sparse.indices, values=i.sparse.values),
-                },
-                payload=_payload(i),
-            )
-            for i in items
-        ]
-        with self._lock:
-            self._client.upsert(self._collection, points=points, wait=True)
+        """Write passages in requests of about `UPSERT_BATCH` points; a paper's passages
+        always go in one request, so a failure never leaves a paper half written."""
+        for batch in _by_paper(items, self.UPSERT_BATCH):
+            points = [
+                models.PointStruct(
+                    id=point_id(i.chunk.paper_id, i.content_hash, i.chunk.ordinal),
+                    vector={
+                        DENSE: i.dense,
+                        SPARSE: models.SparseVector(
+                            indices=i.sparse.indices, values=i.sparse.values
+                        ),
+                    },
+                    payload=_payload(i),
+                )
+                for i in batch
+            ]
+            with self._lock:
+                self._client.upsert(self._collection, points=points, wait=True)
 
     def delete_stale(self, paper_id: str, keep_hash: str | None) -> None:
         must_not = [] if keep_hash is None else [_match("content_hash", keep_hash)]
@@ -258,8 +276,60 @@ class QdrantIndex:
         with self._lock:
             return int(self._client.count(self._collection, exact=True).count)
 
+    def ping(self, timeout: float = PROBE_TIMEOUT) -> None:
+        """Ask the server for a cheap answer within `timeout` seconds (the embedded
+        engine, being in this process, always answers)."""
+        if self._server:
+            seconds = max(1, math.ceil(timeout))  # qdrant-client takes whole seconds
+            self._client.count(self._collection, exact=False, timeout=seconds)
+
     def close(self) -> None:
         self._client.close()
+
+
+@contextmanager
+def qdrant_errors() -> Iterator[None]:
+    """Turn Qdrant transport failures (unreachable, timed out, 5xx, 429, unreadable answer,
+    a missing collection) into `IndexUnavailableError`, and a refused API key into
+    `ConfigError`; other errors (a bad request is a bug) pass unchanged."""
+    try:
+        yield
+    except ResponseHandlingException as exc:
+        source = exc.source
+        if isinstance(source, httpx.TimeoutException):
+            reason = "timed out"
+        elif isinstance(source, ValidationError):
+            reason = "gave an unreadable answer"
+        else:
+            reason = "unreachable"
+        raise _unavailable(reason) from exc
+    except json.JSONDecodeError as exc:  # a proxy's error page, say
+        raise _unavailable("gave an unreadable answer") from exc
+    except ResourceExhaustedResponse as exc:
+        raise _unavailable("overloaded") from exc
+    except UnexpectedResponse as exc:
+        status = exc.status_code or 0
+        if status in (401, 403):
+            raise ConfigError(
+                f"The Qdrant server refused the request (HTTP {status}): set QDRANT_API_KEY "
+                "to the server's API key."
+            ) from exc
+        if status == 404:
+            log.error(
+                "the collection is missing on the Qdrant server: run `paperbot index rebuild` "
+                "or `paperbot index migrate` (%s)",
+                exc,
+            )
+            raise _unavailable("has no collection") from exc
+        if status >= 500 or status in (408, 429) or not status:
+            raise _unavailable(f"answered HTTP {status}") from exc
+        raise
+
+
+def _unavailable(reason: str) -> IndexUnavailableError:
+    return IndexUnavailableError(
+        f"The paper index is unavailable right now (Qdrant server {reason}); try again in a minute."
+    )
 
 
 def connect(settings: QdrantSettings, path: Path) -> QdrantClient:
@@ -269,7 +339,7 @@ def connect(settings: QdrantSettings, path: Path) -> QdrantClient:
         return QdrantClient(
             url=settings.url,
             api_key=key,
-            timeout=int(settings.timeout),
+            timeout=max(1, math.ceil(settings.timeout)),  # whole seconds; 0 would mean none
             check_compatibility=False,
         )
     path.mkdir(parents=True, exist_ok=True)
@@ -286,14 +356,34 @@ def connect(settings: QdrantSettings, path: Path) -> QdrantClient:
         ) from exc
 
 
+def create_payload_indexes(client: QdrantClient, collection: str) -> None:
+    """Index the payload fields searches filter on (a Qdrant server only; harmless again)."""
+    for field in PAYLOAD_INDEXES:
+        client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
+
+
 def drop_collection(settings: QdrantSettings, path: Path) -> None:
     """Delete the collection, whatever model built it (before `paperbot index rebuild`)."""
     client = connect(settings, path)
     try:
-        if client.collection_exists(settings.collection):
-            client.delete_collection(settings.collection)
+        with qdrant_errors():
+            if client.collection_exists(settings.collection):
+                client.delete_collection(settings.collection)
     finally:
         client.close()
+
+
+def _by_paper(items: Sequence[IndexedChunk], size: int) -> Iterator[list[IndexedChunk]]:
+    """`items` in batches of about `size`, never splitting one paper's run of passages."""
+    batch: list[IndexedChunk] = []
+    for _, passages in groupby(items, key=lambda i: i.chunk.paper_id):
+        run = list(passages)
+        if batch and len(batch) + len(run) > size:
+            yield batch
+            batch = []
+        batch += run
+    if batch:
+        yield batch
 
 
 def _match(field: str, value: str) -> models.FieldCondition:

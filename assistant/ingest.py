@@ -23,6 +23,7 @@ import httpx
 from assistant.chunking import chunk_pages, chunk_text
 from assistant.embedding import Embedder
 from assistant.errors import (
+    IndexUnavailableError,
     InvalidInputError,
     NotFoundError,
     SourceError,
@@ -282,11 +283,17 @@ class Ingestor:
             for c in chunks
         ]
         self._store.mark_pending({p.paper_id: digest for p, _, digest, _ in pending})
-        # New passages go in before old ones go out: a paper is never missing from search.
-        self._index.upsert(items)
-        for paper, _, digest, status in pending:
-            if status.may_have_points:  # a new paper has nothing to clean up
-                self._index.delete_stale(paper.paper_id, digest)
+        try:
+            # New passages go in before old ones go out: a paper is never missing from search.
+            self._index.upsert(items)
+            for paper, _, digest, status in pending:
+                if status.may_have_points:  # a new paper has nothing to clean up
+                    self._index.delete_stale(paper.paper_id, digest)
+        except IndexUnavailableError as exc:  # the papers stay pending: the next run redoes them
+            raise IndexUnavailableError(
+                f"{exc} {len(pending)} paper(s) were stored but not indexed yet: run the same "
+                "command again once the index is back."
+            ) from exc
         self._store.record_indexed(
             [
                 (p.paper_id, digest, self._embedder.name, len(chunks))

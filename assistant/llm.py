@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.errors import ConfigError, UserError
+from assistant.metrics import Metrics, process_metrics
 from assistant.settings import LLMSettings, OpenAISettings
 
 if TYPE_CHECKING:
@@ -85,12 +86,16 @@ class OpenAIChatModel:
 
     Timeouts and retries are the client's (set from OpenAISettings when it is built);
     the timeout bounds each wait for data, so a long stream that keeps flowing is fine.
+    Tokens used and unavailable-server errors are counted in `metrics`.
     """
 
-    def __init__(self, client: openai.OpenAI, settings: LLMSettings) -> None:
+    def __init__(
+        self, client: openai.OpenAI, settings: LLMSettings, metrics: Metrics | None = None
+    ) -> None:
         self.name = settings.model
         self._client = client
         self._settings = settings
+        self._metrics = metrics or process_metrics()
 
     def complete(
         self,
@@ -107,10 +112,15 @@ class OpenAIChatModel:
             on_delta is not None,
         )
         request = self._request(messages, max_tokens)
-        if on_delta is None:
-            completion = self._complete_once(request, messages)
-        else:
-            completion = self._complete_streamed(request, messages, on_delta)
+        try:
+            if on_delta is None:
+                completion = self._complete_once(request, messages)
+            else:
+                completion = self._complete_streamed(request, messages, on_delta)
+        except LLMUnavailableError:
+            self._metrics.count_error("llm")
+            raise
+        self._metrics.count_tokens(completion.prompt_tokens, completion.completion_tokens)
         log.debug(
             "LLM answer: %d chars, %d prompt + %d completion tokens",
             len(completion.text),
@@ -259,10 +269,10 @@ def build_openai_client(settings: OpenAISettings) -> openai.OpenAI:
 
 
 def build_chat_model(
-    openai_settings: OpenAISettings, llm_settings: LLMSettings
+    openai_settings: OpenAISettings, llm_settings: LLMSettings, metrics: Metrics | None = None
 ) -> ChatModel | None:
     """The configured chat model, or None without OPENAI_API_KEY / OPENAI_BASE_URL
     (called only from the composition root)."""
     if not openai_settings.configured:
         return None
-    return OpenAIChatModel(build_openai_client(openai_settings), llm_settings)
+    return OpenAIChatModel(build_openai_client(openai_settings), llm_settings, metrics)

@@ -25,9 +25,10 @@ from assistant.digest.publisher import DigestPublisher
 from assistant.digest.service import DigestService
 from assistant.embedding import Embedder, build_embedder
 from assistant.errors import InvalidInputError
-from assistant.index import QdrantIndex
+from assistant.index import PROBE_TIMEOUT, QdrantIndex
 from assistant.ingest import Ingestor
 from assistant.llm import ChatModel, build_chat_model
+from assistant.reconnecting_index import ReconnectingIndex
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.arxiv_api import ArxivClient
@@ -68,11 +69,35 @@ class Runtime:
         return build_embedder(self.settings.embedding, self.settings.openai)
 
     @cached_property
-    def index(self) -> QdrantIndex:
+    def index(self) -> ReconnectingIndex:
+        """The vector index; it connects on first use, and again after an outage, so a
+        Qdrant server that is down makes commands answer "unavailable", not crash."""
         s = self.settings
-        return QdrantIndex.open(
-            s.qdrant, s.qdrant_path, self.embedder.name, self.embedder.dimension
+
+        def open_index() -> QdrantIndex:
+            return QdrantIndex.open(
+                s.qdrant, s.qdrant_path, self.embedder.name, lambda: self.embedder.dimension
+            )
+
+        where = s.qdrant.url or str(s.qdrant_path)
+        return ReconnectingIndex(
+            open_index,
+            where,
+            retry_seconds=s.qdrant.retry_seconds,
+            probe_timeout=min(PROBE_TIMEOUT, s.qdrant.timeout),
         )
+
+    def index_ready(self) -> tuple[bool, str]:
+        """(True, "ok") when the index answers right now, else (False, why); never raises.
+
+        For a readiness probe. Once connected it waits at most 2 s (or QDRANT_TIMEOUT if
+        shorter); connecting waits up to QDRANT_TIMEOUT a request. Call it off the loop.
+        """
+        try:
+            return self.index.ready()
+        except Exception as exc:  # settings trouble: readiness reports, it does not fail
+            log.exception("the index readiness check failed")
+            return False, f"index check failed: {exc}"
 
     @cached_property
     def http(self) -> httpx.Client:

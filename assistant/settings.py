@@ -13,7 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assistant.errors import ConfigError
@@ -88,6 +95,12 @@ class QdrantSettings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="Qdrant API key; secret.")
     collection: str = Field("paperbot_chunks", description="Collection holding the chunks.")
     timeout: float = Field(10.0, gt=0, description="Seconds per request to a Qdrant server.")
+    retry_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="After the index could not be reached, commands answer 'unavailable' at "
+        "once for this many seconds before trying Qdrant again.",
+    )
 
 
 class ArxivSettings(BaseSettings):
@@ -289,6 +302,76 @@ class SlackSettings(BaseSettings):
         )
 
 
+class DiscordSettings(BaseSettings):
+    """The Discord connector (`paperbot serve --discord`): token, API host, channels, admins."""
+
+    model_config = _config("DISCORD_")
+
+    bot_token: SecretStr | None = Field(
+        None,
+        description="Bot token (Developer Portal → the application → Bot → Reset Token); "
+        "secret, environment only.",
+    )
+    application_id: str | None = Field(
+        None,
+        description="Application ID; optional, it is read from the token at login when unset.",
+    )
+    api_base_url: str = Field(
+        "https://discord.com/api/v10",
+        description="Discord REST API base URL (a proxy, or a local fake in tests).",
+    )
+    allowed_channels: str = Field(
+        "",
+        description="Channel IDs the bot answers in (comma list; a thread counts as its "
+        "parent channel); empty means every channel.",
+    )
+    admin_users: str = Field(
+        "",
+        description="User IDs treated as admins (comma list), besides members with the "
+        "Manage Server permission.",
+    )
+    message_content: bool = Field(
+        False,
+        description="The bot has the privileged Message Content intent (enable it in the "
+        "Developer Portal too): every message in its threads is answered. Without it, only "
+        "messages that mention the bot are.",
+    )
+    guild_ids: str = Field(
+        "",
+        description="Server (guild) IDs to register `/paper` in at start, instantly (comma "
+        "list); empty registers it globally, which can take up to an hour to show.",
+    )
+
+    @property
+    def allowed_channel_ids(self) -> frozenset[str]:
+        return _id_list(self.allowed_channels)
+
+    @property
+    def admin_user_ids(self) -> frozenset[str]:
+        return _id_list(self.admin_users)
+
+    @field_validator("allowed_channels", "admin_users", "guild_ids")
+    @classmethod
+    def _snowflakes(cls, value: str) -> str:
+        bad = sorted(part for part in _id_list(value) if not part.isdigit())
+        if bad:
+            raise ValueError(f"Discord IDs are numbers (Developer Mode → Copy ID), not {bad}")
+        return value
+
+    @property
+    def guild_id_list(self) -> list[int]:
+        return sorted(int(g) for g in _id_list(self.guild_ids))
+
+    def require(self) -> str:
+        """The bot token; a missing one raises ConfigError naming the variable to set."""
+        if self.bot_token is None:
+            raise ConfigError(
+                "Discord needs DISCORD_BOT_TOKEN in the environment or .env (see the README's "
+                "Discord section: the token is on the application's Bot page)."
+            )
+        return self.bot_token.get_secret_value()
+
+
 def _id_list(text: str) -> frozenset[str]:
     return frozenset(part.strip() for part in text.split(",") if part.strip())
 
@@ -300,6 +383,24 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Where SQLite and the embedded index live.")
     log_level: str = Field("WARNING", description="Logging level of the CLI and services.")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address of `paperbot serve`'s health and metrics endpoint (/healthz, "
+        "/readyz, /metrics); 0.0.0.0 in a container so probes and Prometheus reach it.",
+    )
+    http_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="Port of that endpoint; 0 picks a free port (printed at start).",
+    )
+    shutdown_seconds: float = Field(
+        20.0,
+        ge=0,
+        description="On SIGTERM, how long `paperbot serve` lets in-flight answers and a "
+        "running digest post finish before it stops them (an interrupted digest resumes "
+        "at the next start). Keep it below the orchestrator's grace period.",
+    )
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -310,6 +411,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
 
     @property
     def state_path(self) -> Path:
@@ -357,4 +459,5 @@ _GROUPS: tuple[type[BaseSettings], ...] = (
     AnswerSettings,
     DigestSettings,
     SlackSettings,
+    DiscordSettings,
 )

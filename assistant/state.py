@@ -300,6 +300,21 @@ class StateStore:
                 raise
             self._conn.execute("COMMIT")
 
+    def backup(self, destination: Path) -> int:
+        """A consistent copy of the database at `destination` (SQLite's online backup, safe
+        while other threads and processes use it); returns the size in bytes."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".partial")
+        partial.unlink(missing_ok=True)
+        target = sqlite3.connect(partial)
+        try:
+            with self._lock:
+                self._conn.backup(target)
+        finally:
+            target.close()
+        partial.replace(destination)  # never leave a half-written copy under the real name
+        return destination.stat().st_size
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read-only statement (for the stores built on this database)."""
         with self._lock:

@@ -119,6 +119,28 @@ def test_show_papers_and_stats(ingested: Path, capsys: pytest.CaptureFixture[str
     assert stats["papers"] == 16 and stats["weeks"] == 4 and stats["indexed_papers"] == 16
 
 
+def test_backup_copies_the_state_and_a_rebuild_restores_the_index(
+    ingested: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    copy = tmp_path / "backups" / "state.sqlite3"
+    code, out, _ = run(capsys, "backup", str(copy), "--json")
+    assert code == 0 and json_lines(out)[0]["bytes"] == copy.stat().st_size
+    code, _, err = run(capsys, "backup", str(ingested / "paperbot.sqlite3"))
+    assert code != 0 and "another file" in err
+    # restore: a new data dir with only the copy; the index comes back from it
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    (restored / "paperbot.sqlite3").write_bytes(copy.read_bytes())
+    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(restored))
+    code, _, _ = run(capsys, "index", "rebuild")
+    assert code == 0
+    code, out, _ = run(capsys, "search", "FlashAttention-3", "--json")
+    assert code == 0 and json_lines(out)[0]["results"][0]["paper_id"] == "2407.08608"  # type: ignore[index]
+
+
 def test_eval_retrieval_prints_a_table_and_json(
     ingested: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -129,6 +129,7 @@ def test_serve_slack_http_answers_a_signed_search_end_to_end(
         "SLACK_API_BASE_URL": api.base_url,
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
+        "PAPERBOT_HTTP_PORT": "0",  # the health endpoint on any free port, not 8080
     }
     paperbot = [sys.executable, "-m", "assistant"]
     ingest = subprocess.run(

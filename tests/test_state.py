@@ -139,3 +139,23 @@ def test_event_ids_are_seen_once_across_restarts(tmp_path: Path) -> None:
     again = StateStore.open(path)
     assert not again.first_time("slack:Ev123")
     assert again.first_time("slack:Ev124")
+
+
+def test_a_backup_is_a_consistent_copy_taken_while_the_store_is_open(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "live.sqlite3")
+    store.upsert_record(listed())
+    store.upsert_record(from_arxiv())
+    with store.transaction() as conn:  # another writer, mid-way: not in the copy
+        conn.execute("INSERT INTO meta (key, value) VALUES ('late', 'x')")
+        other = StateStore.open(tmp_path / "live.sqlite3")
+        size = other.backup(tmp_path / "backups" / "copy.sqlite3")
+        other.close()
+    assert size > 0
+    assert not list((tmp_path / "backups").glob("*.partial"))
+    copy = StateStore.open(tmp_path / "backups" / "copy.sqlite3")
+    paper = copy.get_paper("2407.08608")
+    assert paper is not None and paper.authors == ("Jay Shah", "Tri Dao")
+    assert copy.get_meta("late") is None
+    assert copy.schema_version == len(MIGRATIONS)
+    copy.close()
+    store.close()

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from assistant.conversations import ConversationStore, Scope
 from assistant.digest.model import Digest, DigestCard
+from assistant.metrics import Metrics, PostOutcome, process_metrics
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,10 @@ class DigestPublisher:
         claim_seconds: float = 120.0,
         poll_seconds: float = 0.5,
         empty_week: str = "post",
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or process_metrics()
         self._conversations = conversations
         self._claim_seconds = claim_seconds
         self._poll_seconds = poll_seconds
@@ -182,6 +185,7 @@ class DigestPublisher:
             state = await asyncio.to_thread(self._claim, digest, channel.platform, target, post)
             if state == "posted":
                 report.already_posted += 1
+                self._metrics.count_digest_post(channel.platform, "already_posted")
                 return
             if state == "busy":  # another publisher is posting it right now
                 await asyncio.sleep(self._poll_seconds)
@@ -189,6 +193,7 @@ class DigestPublisher:
                 continue
             break
         ref = await channel.find(target, post.key) if state == "taken_over" else None
+        outcome: PostOutcome = "recovered"
         if ref is not None:
             report.recovered += 1
         else:
@@ -196,7 +201,9 @@ class DigestPublisher:
             ref = await channel.post(target, post.payload, post.key, thread)
             report.posted += 1
             report.keys.append(post.key)
+            outcome = "posted"
         await asyncio.to_thread(self._record, digest, channel.platform, target, post, ref)
+        self._metrics.count_digest_post(channel.platform, outcome)
 
     def _parent_thread(
         self, digest: Digest, platform: str, target: str, post: PlannedPost

@@ -5,6 +5,7 @@ Used by `paperbot digest ...` and by the scheduler inside `paperbot serve`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,7 +89,8 @@ class DigestService:
             return
         source = self._settings.source
         day = None if source == "potw" else monday_of(slot.date()) - timedelta(days=7)
-        prepared = self.prepare(day, source)
+        # ingest and card writing block for minutes: keep the event loop (health, connectors) free
+        prepared = await asyncio.to_thread(self.prepare, day, source)
         for platform, target in subscribers:
             report = await self.publish(prepared.digest, channels[platform], target)
             log.info(

@@ -38,6 +38,7 @@ class ConsoleChat:
         self._user = user
         self._channel = channel
         self.thread = self._new_thread_id()
+        self.last_reply: Reply | None = None
 
     @staticmethod
     def _new_thread_id() -> str:
@@ -81,6 +82,7 @@ class ConsoleChat:
             )
         else:
             reply = self._assistant.follow_up(message, on_delta)
+        self.last_reply = reply
         self.show(reply, streamed=bool(streamed))
         return True
 

@@ -151,6 +151,12 @@ class SlackConnector:
         self._acks.shutdown(wait=True)
         self._work.shutdown(wait=True)
 
+    def abandon(self) -> None:
+        """Drop the work still queued (shutdown ran out of time); answers already being
+        written finish on their own, bounded by the LLM timeout."""
+        self._acks.shutdown(wait=False, cancel_futures=True)
+        self._work.shutdown(wait=False, cancel_futures=True)
+
     # -- listeners: ack, then queue ------------------------------------------------------
 
     def _on_command(self, ack: Ack, body: dict[str, Any]) -> None:

@@ -1,17 +1,21 @@
 """Running the Slack app: Socket Mode (no public URL) or HTTP (behind a load balancer).
 
 Both feed the same bolt `App`, so the listeners do not know which one is in use.
+`RunningSlack` is the connector as `paperbot serve` runs it (an
+`assistant.serving.RunningConnector`).
 
     runner = HttpRunner(app, "0.0.0.0", 3000)   # or SocketModeRunner(app, app_token)
     runner.start()
+    slack = RunningSlack(SlackDigestChannel(client), runner, connector, grace_seconds=20)
     ...
-    runner.stop()
+    slack.stop()
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,8 +25,12 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from assistant.digest.publisher import DigestChannel
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from connectors.slack.app import SlackConnector
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,10 @@ class SlackRunner(Protocol):
 
     def start(self) -> None:
         """Start receiving in background threads; returns at once."""
+        ...
+
+    def ready(self) -> tuple[bool, str]:
+        """(receiving?, why not or a short status)."""
         ...
 
     def stop(self) -> None:
@@ -88,6 +100,11 @@ class HttpRunner:
     def start(self) -> None:
         self._thread.start()
 
+    def ready(self) -> tuple[bool, str]:
+        if self._thread.is_alive():
+            return True, f"listening on port {self.port}"
+        return False, "the HTTP server is not running"
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -105,5 +122,64 @@ class SocketModeRunner:
     def start(self) -> None:
         self._handler.connect()
 
+    def ready(self) -> tuple[bool, str]:
+        if self._handler.client.is_connected():
+            return True, "Socket Mode connected"
+        return False, "Socket Mode is not connected to Slack (reconnecting)"
+
     def stop(self) -> None:
         self._handler.close()
+
+
+class RunningSlack:
+    """The Slack connector in `paperbot serve`: its digest channel, whether it receives,
+    and a stop that lets in-flight answers finish for up to `grace_seconds`.
+
+    Without a receiver (`serve --catch-up-only`) it only posts digests."""
+
+    name = "slack"
+
+    def __init__(
+        self,
+        digest_channel: DigestChannel,
+        receiver: SlackRunner | None = None,
+        connector: SlackConnector | None = None,
+        grace_seconds: float = 20.0,
+    ) -> None:
+        self.digest_channel: DigestChannel | None = digest_channel
+        self._receiver = receiver
+        self._connector = connector
+        self._grace = grace_seconds
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def ready(self) -> tuple[bool, str]:
+        if self._stopped:
+            return False, "stopped"
+        if self._receiver is None:
+            return True, "posting digests only (not receiving)"
+        return self._receiver.ready()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self._receiver is not None:
+            self._receiver.stop()  # no new events from here on
+        if self._connector is not None:
+            self._finish_work(self._connector)
+
+    def _finish_work(self, connector: SlackConnector) -> None:
+        started = time.monotonic()
+        closing = threading.Thread(target=connector.close, name="slack-close", daemon=True)
+        closing.start()
+        closing.join(timeout=self._grace)
+        if closing.is_alive():
+            connector.abandon()
+            log.warning(
+                "slack: work still queued after %g s is dropped (PAPERBOT_SHUTDOWN_SECONDS)",
+                self._grace,
+            )
+        else:
+            log.info("slack: in-flight work finished in %.1f s", time.monotonic() - started)
