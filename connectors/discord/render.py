@@ -86,7 +86,7 @@ def header_messages(digest: Digest, limits: DiscordLimits = DISCORD_LIMITS) -> l
     embeds = [_embed(description=d) for d in _descriptions(segments, limits)]
     content = _label(title, limits.content, bold=True)
     marker = _label(f"{title} {label(lang, 'continued')}", limits.content, bold=True)
-    return _messages(embeds, content, marker, limits)
+    return pack_embeds(embeds, content, marker, limits)
 
 
 def card_messages(
@@ -101,7 +101,7 @@ def card_messages(
     """
     lang = digest.language
     card_embed, opening = _card_embed(lang, card, limits)
-    budget = min(limits.embed_description, limits.embeds_total - _embed_size(card_embed))
+    budget = min(limits.embed_description, limits.embeds_total - embed_size(card_embed))
     segments = [*opening, _italic(card.takeaway), _plain(card.summary, gap="\n\n")]
     if budget >= limits.embed_description // 8:
         texts = _descriptions(segments, limits, first=budget)
@@ -122,7 +122,7 @@ def card_messages(
     messages = [{"content": note, "embeds": first, "allowed_mentions": NO_MENTIONS}]
     if rest:
         marker = _label(f"{card.rank}. {card.title} {label(lang, 'continued')}", limits.content)
-        messages += _messages(rest, marker, marker, limits)
+        messages += pack_embeds(rest, marker, marker, limits)
     return messages
 
 
@@ -137,7 +137,7 @@ def qa_messages(
     marker = _label(f"{name} {label(lang, 'continued')}", limits.content, bold=True)
     if not embeds:
         return [{"content": content, "embeds": [], "allowed_mentions": NO_MENTIONS}]
-    return _messages(embeds, content, marker, limits)
+    return pack_embeds(embeds, content, marker, limits)
 
 
 # -- embeds ----------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def _label(text: str, limit: int, bold: bool = False) -> str:
 # -- messages --------------------------------------------------------------------------
 
 
-def _embed_size(embed: Embed) -> int:
+def embed_size(embed: Embed) -> int:
     """What counts toward Discord's 6,000 characters: title, description, fields, footer, author."""
     size = sum(text_length(str(embed.get(k, ""))) for k in ("title", "description"))
     for field in embed.get("fields", []):
@@ -288,7 +288,7 @@ def _embed_size(embed: Embed) -> int:
 
 
 def _fits(embeds: list[Embed], limits: DiscordLimits) -> bool:
-    return len(embeds) <= limits.embeds and sum(map(_embed_size, embeds)) <= limits.embeds_total
+    return len(embeds) <= limits.embeds and sum(map(embed_size, embeds)) <= limits.embeds_total
 
 
 def _first_message(
@@ -312,10 +312,11 @@ def _first_message(
     return first, shown
 
 
-def _messages(
-    embeds: list[Embed], content: str, marker: str, limits: DiscordLimits
+def pack_embeds(
+    embeds: list[Embed], content: str, marker: str, limits: DiscordLimits = DISCORD_LIMITS
 ) -> list[Message]:
-    """Pack embeds, in order, into messages; messages after the first say `marker`."""
+    """Pack embeds, in order, into as few messages as the limits allow (10 embeds and
+    6,000 characters a message); the first says `content`, the others `marker`."""
     pages: list[list[Embed]] = [[]]
     for embed in embeds:
         if pages[-1] and not _fits([*pages[-1], embed], limits):
@@ -336,7 +337,7 @@ def _ranked(digest: Digest) -> list[DigestCard]:
 _MESSAGE_KEYS = {"content", "embeds", "allowed_mentions", "components", "flags", "tts"}
 _EMBED_KEYS = {
     "title", "type", "description", "url", "timestamp", "color", "footer", "image",
-    "thumbnail", "video", "provider", "author", "fields",
+    "thumbnail", "video", "provider", "author", "fields", "flags",
 }  # fmt: skip
 
 
@@ -361,7 +362,7 @@ def validate_discord_message(msg: Message, limits: DiscordLimits = DISCORD_LIMIT
         problems.append(f"embeds: {len(embeds)} embeds, over {limits.embeds}")
     for i, embed in enumerate(embeds):
         problems += _check_embed(f"embeds[{i}]", embed, limits)
-    total = sum(_embed_size(e) for e in embeds if isinstance(e, dict))
+    total = sum(embed_size(e) for e in embeds if isinstance(e, dict))
     if total > limits.embeds_total:
         problems.append(f"embeds: {total} characters in all, over {limits.embeds_total}")
     return problems
