@@ -564,6 +564,8 @@ def ask(
 def chat() -> None:
     """A terminal chat: `/paper` commands, and plain lines as follow-ups in a thread."""
     with runtime() as rt:
+        posts = ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
+        rt.digest_service.register_channel(posts.platform, posts)  # `/paper digest post`
         session = ConsoleChat(rt.assistant, out)
 
         def lines() -> Iterator[str]:
@@ -782,6 +784,8 @@ def run_service(
     for connector in connectors:
         if connector.digest_channel is not None:
             channels[connector.name] = connector.digest_channel
+    for platform, channel in channels.items():  # for `/paper digest post` from chat
+        rt.digest_service.register_channel(platform, channel)
     jobs = DigestJobs(lambda slot: rt.digest_service.run_slot(slot, channels))
     runner = ScheduleRunner(rt.store, schedule, jobs)
     if catch_up_only:

@@ -17,6 +17,7 @@ USAGE = """*`/paper` commands*
 • `/paper show <arXiv id | URL | #n>` — a paper's card (`#n`: the n-th paper of the latest week)
 • `/paper ask [<arXiv id>] <question>` — an answer from the papers, with citations
 • `/paper digest [YYYY-MM-DD]` — a week's top papers (default: the latest week)
+• `/paper digest post [YYYY-MM-DD]` — post that week's full digest here now (admins only)
 • `/paper subscribe` / `/paper unsubscribe` — the weekly digest in this channel (admins only)
 • `/paper help` — this message
 Reply in the thread of an answer or a paper card to ask a follow-up about it."""

@@ -14,10 +14,12 @@ import re
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Protocol
 
 from assistant.answering import Answerer
 from assistant.commands import USAGE, Command, UsageError, parse_command
 from assistant.conversations import ConversationStore, Scope, Turn
+from assistant.digest.publisher import PublishReport
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.ids import find_arxiv_id, paper_key
 from assistant.messages import IncomingMessage, PaperCard, Reply, ResultItem, ResultList
@@ -84,6 +86,14 @@ def week_label(week: date) -> str:
     return f"{week:%b} {week.day} – {end:%b} {end.day}, {end.year}"
 
 
+class DigestPoster(Protocol):
+    """Posts a week's digest to a chat channel now (`paperbot serve` provides it)."""
+
+    def post_now(self, platform: str, channel: str, day: date | None) -> tuple[date, PublishReport]:
+        """Post the digest of the week containing `day` (default: the latest week)."""
+        ...
+
+
 class Assistant:
     """Runs commands and answers follow-ups; one instance serves every connector."""
 
@@ -95,9 +105,11 @@ class Assistant:
         answerer: Answerer,
         settings: AnswerSettings,
         metrics: Metrics | None = None,
+        digest_poster: DigestPoster | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics or process_metrics()
+        self._digest_poster = digest_poster
         self._conversations = conversations
         self._searcher = searcher
         self._answerer = answerer
@@ -170,6 +182,9 @@ class Assistant:
             scope, question = self._ask_scope(arg)
             return self._answer(message, question, scope, on_delta)
         if verb == "digest":
+            first, _, rest = arg.partition(" ")
+            if first.lower() == "post":
+                return self._post_digest(message, rest.strip())
             return self._digest(arg)
         return self._subscription(message, subscribe=verb == "subscribe")
 
@@ -287,13 +302,8 @@ class Assistant:
                 kind="digest",
             )
         week = weeks[0]
-        if argument:
-            try:
-                day = date.fromisoformat(argument.strip())
-            except ValueError as exc:
-                raise InvalidInputError(
-                    f"`digest` takes a date like 2024-07-08, not “{argument[:40]}”."
-                ) from exc
+        day = _day(argument)
+        if day is not None:
             found = self._store.week_containing(day)
             if found is None:
                 raise NotFoundError(f"No listed week contains {day}. Latest: {weeks[0]}.")
@@ -307,6 +317,28 @@ class Assistant:
             f"{i}. *{x.title}* — {x.snippet}" for i, x in enumerate(items, 1)
         ]
         return Reply("\n".join(lines), (ResultList(heading, items),), kind="digest")
+
+    def _post_digest(self, message: IncomingMessage, argument: str) -> Reply:
+        """`digest post [day]`: the week's full digest (header, cards, their threads) in
+        this channel now, exactly once, like the scheduled post (admins only)."""
+        if not message.is_admin:
+            raise InvalidInputError("Only admins can post the digest in a channel.")
+        if self._digest_poster is None:
+            raise InvalidInputError(
+                "Posting the digest from chat needs `paperbot serve` with this platform's "
+                "connector; in a terminal, use `paperbot digest post`."
+            )
+        week, report = self._digest_poster.post_now(
+            message.platform, message.channel, _day(argument)
+        )
+        label = week_label(week)
+        if report.posted == 0 and report.recovered == 0:
+            text = f"The digest of {label} is already in this channel; nothing was posted again."
+        else:
+            text = f"Posted the digest of {label} here: {report.posted} messages."
+            if report.already_posted:
+                text += f" {report.already_posted} were already posted and were not repeated."
+        return Reply(text, ephemeral=True, kind="info")
 
     def _subscription(self, message: IncomingMessage, subscribe: bool) -> Reply:
         if not message.is_admin:
@@ -326,6 +358,18 @@ class Assistant:
                 else "This channel was not subscribed."
             )
         return Reply(text, kind="info")
+
+
+def _day(argument: str) -> date | None:
+    """The day a `digest` argument names (None when it names none)."""
+    if not argument.strip():
+        return None
+    try:
+        return date.fromisoformat(argument.strip())
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"`digest` takes a date like 2024-07-08, not “{argument[:40]}”."
+        ) from exc
 
 
 def _takeaway(paper: Paper, week: date) -> str:

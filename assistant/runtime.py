@@ -156,7 +156,12 @@ class Runtime:
     @cached_property
     def assistant(self) -> Assistant:
         return Assistant(
-            self.store, self.conversations, self.searcher, self.answerer, self.settings.answer
+            self.store,
+            self.conversations,
+            self.searcher,
+            self.answerer,
+            self.settings.answer,
+            digest_poster=self.digest_service,
         )
 
     @cached_property

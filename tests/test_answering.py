@@ -15,7 +15,10 @@ import pytest
 
 from assistant.answering import Answerer, build_messages, clean_citations
 from assistant.conversations import ConversationStore, Scope
-from assistant.core import Assistant
+from assistant.core import Assistant, DigestPoster
+from assistant.digest.builder import DigestBuilder
+from assistant.digest.publisher import DigestPublisher
+from assistant.digest.service import DigestService
 from assistant.embedding import SentenceTransformerEmbedder
 from assistant.errors import ConfigError
 from assistant.index import QdrantIndex
@@ -25,6 +28,7 @@ from assistant.messages import IncomingMessage
 from assistant.models import PaperRecord
 from assistant.search import Searcher
 from assistant.settings import Settings
+from assistant.sources.base import PaperSource
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
 from tests.conftest import ROOT
@@ -64,7 +68,9 @@ class Stack:
         )
         ingestor.ingest(RecordsSource([injected]), offline=True)
 
-    def assistant(self, server: FakeOpenAIServer | None = None) -> Assistant:
+    def assistant(
+        self, server: FakeOpenAIServer | None = None, poster: DigestPoster | None = None
+    ) -> Assistant:
         if server is not None:
             self.settings.openai.base_url = server.base_url
             self.settings.openai.api_key = None
@@ -78,7 +84,27 @@ class Stack:
             titles=self.title,
         )
         return Assistant(
-            self.store, self.conversations, self.searcher, answerer, self.settings.answer
+            self.store,
+            self.conversations,
+            self.searcher,
+            answerer,
+            self.settings.answer,
+            digest_poster=poster,
+        )
+
+    def digest_service(self, builder: DigestBuilder) -> DigestService:
+        """The digest use cases over this stack (for `/paper digest post`); no source:
+        only stored weeks are posted."""
+        ingestor = Ingestor(
+            self.store, self.index, self.embedder, self.settings.ingest, self.settings.arxiv
+        )
+        publisher = DigestPublisher(self.store, self.conversations, poll_seconds=0.05)
+
+        def no_source(*args: object) -> PaperSource:
+            raise AssertionError("posting from chat never ingests")
+
+        return DigestService(
+            ingestor, builder, publisher, self.conversations, self.settings.digest, no_source
         )
 
     def title(self, paper_id: str) -> str | None:

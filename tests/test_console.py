@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from assistant.digest.builder import DigestBuilder
+from assistant.digest.cards import CardWriter
 from assistant.embedding import SentenceTransformerEmbedder
+from assistant.messages import IncomingMessage
 from assistant.settings import Settings
 from connectors.console.chat import ConsoleChat
+from connectors.console.digest import ConsoleDigestChannel
 from tests.conftest import ROOT
 from tests.test_answering import FA3, PEER, Stack
 
@@ -129,3 +133,40 @@ def test_ask_json_and_chat_from_the_command_line(tmp_path: Path) -> None:
     chat = run_cli(["chat"], data, stdin="/paper search million experts\n/quit\n")
     assert chat.returncode == 0, chat.stderr
     assert "Mixture of A Million Experts" in chat.stdout
+
+
+def test_an_admin_posts_the_full_digest_from_chat_exactly_once(
+    stack: Stack, tmp_path: Path
+) -> None:
+    cards = CardWriter(stack.store, stack.searcher, stack.embedder, None, qa_pairs=3)
+    service = stack.digest_service(DigestBuilder(stack.store, cards, stack.settings.digest))
+    console = Console(record=True, width=120, color_system=None)
+    log_path = tmp_path / "posts.jsonl"
+    service.register_channel("console", ConsoleDigestChannel(console, log_path))
+    assistant = stack.assistant(poster=service)
+    session = ConsoleChat(assistant, console)
+
+    session.handle_line("/paper digest post 2024-07-10")
+    assert session.last_reply is not None and session.last_reply.ephemeral
+    assert session.last_reply.text == (
+        "Posted the digest of Jul 8 – Jul 14, 2024 here: 11 messages."  # header + 10 cards
+    )
+    keys = [json.loads(line)["key"] for line in log_path.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 11 and keys[0].endswith("/header#0")
+    session.handle_line("/paper digest post")  # the latest week: the same one
+    assert "already in this channel; nothing was posted again" in session.last_reply.text
+    assert len(log_path.read_text().splitlines()) == 11
+
+    def reply(text: str, platform: str = "console", admin: bool = True) -> str:
+        message = IncomingMessage(platform, "u9", "local", text, is_admin=admin)
+        answer = assistant.command(message)
+        assert answer.kind == "error" and answer.ephemeral
+        return answer.text
+
+    assert reply("digest post", admin=False) == "Only admins can post the digest in a channel."
+    assert "needs `paperbot serve --slack`" in reply("digest post", platform="slack")
+    assert "a date like 2024-07-08" in reply("digest post next monday")
+    no_poster = stack.assistant().command(
+        IncomingMessage("console", "u9", "local", "digest post", is_admin=True)
+    )
+    assert "needs `paperbot serve`" in no_poster.text

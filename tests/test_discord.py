@@ -22,6 +22,7 @@ from typing import Any
 import discord
 import pytest
 
+from assistant.core import DigestPoster
 from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter
 from assistant.digest.model import Digest
@@ -65,6 +66,7 @@ class Bot:
         api: FakeDiscordAPI,
         llm: FakeOpenAIServer | None = None,
         workers: int = 4,
+        poster: DigestPoster | None = None,
         **settings: Any,
     ) -> None:
         self.api = api
@@ -74,7 +76,7 @@ class Bot:
         )
         self.builder = digest_builder(stack)
         self.connector = DiscordConnector(
-            stack.assistant(llm),
+            stack.assistant(llm, poster),
             stack.store,
             stack.settings,
             self.builder.load,
@@ -247,6 +249,7 @@ async def test_the_command_group_has_every_verb_and_autocompletes_papers_and_wee
         ("ask", "question"): (True, False),
         ("ask", "paper"): (False, True),
         ("digest", "week"): (False, True),
+        ("digest", "post"): (False, False),
     }
     await sync_commands(bot.client.tree, [])  # no DISCORD_GUILD_IDS: global
     assert [c["name"] for c in bot.api.commands[None]] == ["paper"]
@@ -464,6 +467,31 @@ async def test_a_digest_is_posted_with_a_thread_per_card_answered_about_its_pape
         recorded = publisher.posted("discord", bot.channel, digest)[key]
         assert ref == recorded
     assert await channel.find(bot.channel, "2024-07-08/en/card:nope#0") is None
+
+
+async def test_an_admin_posts_the_weeks_digest_here_with_digest_post(
+    stack: Stack, api: FakeDiscordAPI, built_digest: Digest
+) -> None:
+    service = stack.digest_service(digest_builder(stack))
+    bot = Bot(stack, api, poster=service)
+    await started(bot)
+    channel = DiscordDigestChannel(bot.client, asyncio.get_running_loop(), post_interval=0)
+    service.register_channel("discord", channel)
+    try:
+        await bot.interact(api.command("digest", bot.channel, post=True))  # a member
+        assert "Only admins" in sent(api.calls_to(FOLLOWUP)) and api.history(bot.channel) == []
+        await bot.interact(api.command("digest", bot.channel, permissions=MANAGE_GUILD, post=True))
+        assert [c.json for c in api.calls_to(CALLBACK)] == [{"type": 5, "data": {"flags": 64}}] * 2
+        done = api.calls_to(FOLLOWUP)[-1]
+        assert done.json["flags"] == 64 and "Posted the digest of Jul 8" in sent([done])
+        roots = api.history(bot.channel)
+        assert len(roots) == 1 + len(built_digest.cards) and all(m.get("thread") for m in roots)
+        # asked again: nothing is posted twice
+        await bot.interact(api.command("digest", bot.channel, permissions=MANAGE_GUILD, post=True))
+        assert "already in this channel" in sent(api.calls_to(FOLLOWUP)[-1:])
+        assert len(api.history(bot.channel)) == len(roots)
+    finally:
+        await bot.connector.close()
 
 
 async def test_a_crash_between_a_post_and_its_thread_is_recovered_without_a_second_post(

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_bolt import BoltRequest, BoltResponse
 
+from assistant.core import DigestPoster
 from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter
 from assistant.digest.model import Digest
@@ -119,6 +120,7 @@ class Bot:
         api: FakeSlackAPI,
         llm: FakeOpenAIServer | None = None,
         workers: int = 4,
+        poster: DigestPoster | None = None,
         **slack: Any,
     ) -> None:
         self.api = api
@@ -128,7 +130,7 @@ class Bot:
         )
         self.builder = digest_builder(stack)
         self.connector = SlackConnector(
-            stack.assistant(llm),
+            stack.assistant(llm, poster),
             stack.store,
             stack.settings,
             self.builder.load,
@@ -616,6 +618,28 @@ def test_subscribe_is_for_admins_only(stack: Stack, api: FakeSlackAPI) -> None:
     assert stack.conversations.subscriptions("slack") == [("slack", "C2")]
     looked_up = [c.params["user"] for c in api.calls_to("users.info")]
     assert looked_up == ["U1", "UADMIN"]  # cached; configured admins need no lookup
+
+
+def test_an_admin_posts_the_weeks_digest_here_with_digest_post(
+    stack: Stack, api: FakeSlackAPI
+) -> None:
+    service = stack.digest_service(digest_builder(stack))
+    bot = Bot(stack, api, poster=service)
+    service.register_channel("slack", SlackDigestChannel(bot.connector.client, post_interval=0))
+    try:
+        bot.command("digest post", user="U1")
+        assert "Only admins" in all_text(bot.api.wait_for("chat.postEphemeral"))
+        bot.command("digest post 2024-07-10", user="UADMIN")
+        done = bot.api.wait_for("chat.postEphemeral", count=2)[-1]
+        assert "Posted the digest of Jul 8 – Jul 14, 2024 here" in all_text([done])
+        roots = [c for c in api.calls_to("chat.postMessage") if "thread_ts" not in c.params]
+        assert len(roots) == 11  # the header and ten cards, each a thread root
+        bot.command("digest post", user="UADMIN")
+        again = bot.api.wait_for("chat.postEphemeral", count=3)[-1]
+        assert "already in this channel" in all_text([again])
+    finally:
+        bot.settle()
+    assert len([c for c in api.calls_to("chat.postMessage") if "thread_ts" not in c.params]) == 11
 
 
 def test_private_answers_fall_back_to_the_response_url_where_the_bot_cannot_post(

@@ -15,6 +15,7 @@ from assistant.conversations import ConversationStore
 from assistant.digest.builder import BuildReport, DigestBuilder, monday_of
 from assistant.digest.model import Digest
 from assistant.digest.publisher import DigestChannel, DigestPublisher, PublishReport
+from assistant.errors import InvalidInputError, NotFoundError
 from assistant.ingest import Ingestor, IngestReport, Progress
 from assistant.settings import DigestSettings
 from assistant.sources.base import PaperSource
@@ -52,6 +53,11 @@ class DigestService:
         self._conversations = conversations
         self._settings = settings
         self._sources = sources
+        self._channels: dict[str, DigestChannel] = {}
+
+    def register_channel(self, platform: str, channel: DigestChannel) -> None:
+        """Where `post_now` posts for `platform` (a running connector's digest channel)."""
+        self._channels[platform] = channel
 
     def prepare(
         self,
@@ -73,6 +79,24 @@ class DigestService:
         week = self._builder.resolve_week(source, day)
         digest, build = self._builder.build_week(week, source, language)
         return Prepared(digest, build, ingest)
+
+    def post_now(self, platform: str, target: str, day: date | None) -> tuple[date, PublishReport]:
+        """`/paper digest post`: the digest of the listed week containing `day` (default:
+        the newest), from the stored papers, posted to `target` exactly once. Blocking:
+        connectors call it from their worker threads."""
+        channel = self._channels.get(platform)
+        if channel is None:
+            raise InvalidInputError(
+                f"Posting the digest here needs `paperbot serve --{platform}`; in a terminal, "
+                "use `paperbot digest post`."
+            )
+        language, source = self._settings.language, self._settings.source
+        week = self._builder.resolve_week(source, day)
+        try:
+            digest = self._builder.load(week, language)
+        except NotFoundError:  # not built yet: build it from the stored papers
+            digest, _ = self._builder.build_week(week, source, language)
+        return week, asyncio.run(self.publish(digest, channel, target))
 
     async def publish(self, digest: Digest, channel: DigestChannel, target: str) -> PublishReport:
         return await self._publisher.publish(digest, channel, target)

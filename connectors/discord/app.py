@@ -247,7 +247,8 @@ class DiscordConnector:
         if verb == "ask":
             await self._ask(responder, message, argument)
             return
-        private = verb in tr.PRIVATE_VERBS
+        # `digest post` answers only its admin (the digest itself goes to the channel)
+        private = verb in tr.PRIVATE_VERBS or message.text.startswith("digest post")
         await responder.defer(private=private)
         reply = await self._blocking(self._assistant.command, message)
         share = argument if verb == "search" else None

@@ -1,7 +1,7 @@
 """The `/paper` application-command group: the shared verbs as Discord subcommands.
 
 Each subcommand's options mirror the core's command language (`search <query>`,
-`show <paper>`, `ask [<paper>] <question>`, `digest [week]`, ...); `translate.command_text`
+`show <paper>`, `ask [<paper>] <question>`, `digest [post] [week]`, ...); `translate.command_text`
 turns a used command back into that text, so the core parses every connector's commands
 the same way. Paper and week options autocomplete from the stored weeks.
 
@@ -85,9 +85,14 @@ def build_command_group(handler: CommandHandler) -> app_commands.Group:
         handler.start_command(interaction)
 
     @group.command(name="digest", description="A week's top papers (default: the latest week)")
-    @app_commands.describe(week="Any day of the week, YYYY-MM-DD")
+    @app_commands.describe(
+        week="Any day of the week, YYYY-MM-DD",
+        post="Post the week's full digest in this channel now, with a thread per card (admins)",
+    )
     @app_commands.autocomplete(week=weeks)
-    async def digest(interaction: discord.Interaction[Any], week: str | None = None) -> None:
+    async def digest(
+        interaction: discord.Interaction[Any], week: str | None = None, post: bool = False
+    ) -> None:
         handler.start_command(interaction)
 
     @group.command(name="subscribe", description="Post the weekly digest here (admins)")

@@ -123,6 +123,8 @@ def command_text(data: Mapping[str, Any]) -> str:
         str(o.get("name")): plain_text(str(o.get("value", ""))) for o in sub.get("options") or []
     }
     parts = [values.get(name, "") for name in ARGUMENTS.get(verb, ())]
+    if verb == "digest" and values.get("post", "").lower() == "true":
+        parts.insert(0, "post")  # `digest post [week]`: an admin posts the full digest
     return " ".join([verb, *(p for p in parts if p)])
 
 

@@ -98,9 +98,12 @@ def parsed_command(text: str) -> Command | None:
 
 
 def needs_admin_check(text: str) -> bool:
-    """Whether the command's verb is admin-only (so the shell looks the user up)."""
-    first = text.strip().split(maxsplit=1)
-    return bool(first) and first[0].lower() in ADMIN_VERBS
+    """Whether the command is admin-only (so the shell looks the user up): subscribe,
+    unsubscribe and `digest post`."""
+    words = text.strip().lower().split(maxsplit=2)
+    if words[:2] == ["digest", "post"]:
+        return True
+    return bool(words) and words[0] in ADMIN_VERBS
 
 
 def event_to_message(event: Mapping[str, Any], bot_user_id: str | None) -> IncomingMessage | None:

@@ -287,13 +287,17 @@ class FakeDiscordAPI:
         channel_id: str,
         user_id: str = "2000000000000000001",
         permissions: int = MEMBER,
-        **options: str,
+        **options: str | bool,
     ) -> dict[str, Any]:
-        """A used `/paper <verb> <options>` (INTERACTION_CREATE type 2)."""
+        """A used `/paper <verb> <options>` (INTERACTION_CREATE type 2; a bool option is
+        Discord's BOOLEAN, type 5, the rest STRING, type 3)."""
         sub = {
             "name": verb,
             "type": 1,
-            "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
+            "options": [
+                {"name": k, "type": 5 if isinstance(v, bool) else 3, "value": v}
+                for k, v in options.items()
+            ],
         }
         data = {"id": "1100000000000000009", "name": "paper", "type": 1, "options": [sub]}
         return self._interaction(2, data, user_id, channel_id, permissions)
