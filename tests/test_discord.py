@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,11 +27,13 @@ from assistant.digest.cards import CardWriter
 from assistant.digest.model import Digest
 from assistant.digest.publisher import DigestPublisher, plan_posts
 from assistant.embedding import SentenceTransformerEmbedder
+from assistant.feedback import FeedbackStore
 from assistant.settings import DiscordSettings, Settings
 from connectors.discord import translate as tr
 from connectors.discord.app import DiscordConnector, sync_commands
 from connectors.discord.digest import DiscordDigestChannel, post_marker
 from connectors.discord.render import qa_messages, validate_discord_message
+from tests.errorlog import ErrorLog, watch_errors
 from tests.fakes.discord_api import (
     BOT_ID,
     GUILD_ID,
@@ -108,29 +109,9 @@ def digest_builder(stack: Stack) -> DigestBuilder:
     return DigestBuilder(stack.store, cards, stack.settings.digest)
 
 
-class ErrorLog(logging.Handler):
-    """Collects ERROR records: the error boundary logs failures instead of raising them,
-    so a test says how many it expects (none by default)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-        self.expected = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(autouse=True)
 def error_log() -> Iterator[ErrorLog]:
-    handler = ErrorLog()
-    logging.getLogger().addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logging.getLogger().removeHandler(handler)
-    messages = [r.getMessage() for r in handler.records]
-    assert len(messages) == handler.expected, messages
+    yield from watch_errors()
 
 
 @pytest.fixture(autouse=True)
@@ -362,6 +343,24 @@ async def test_ask_answers_publicly_opens_a_thread_and_follow_ups_stay_on_the_pa
     assert conversation is not None and len(conversation.turns) == 4
     assert conversation.turns[2].text == "and how fast is it?"
     assert cited(bot.stack, bot.channel, thread) == {FA3}
+
+
+async def test_answers_carry_feedback_buttons_and_the_last_vote_of_each_user_counts(
+    bot: Bot,
+) -> None:
+    await bot.interact(bot.api.command("ask", bot.channel, question="What is FlashAttention-3?"))
+    (answer,) = bot.api.history(bot.channel)
+    buttons = [b["custom_id"] for row in answer["components"] for b in row["components"]]
+    assert buttons == ["paper:vote:helpful", "paper:vote:unhelpful"]
+    for user, vote in (("3", "helpful"), ("3", "unhelpful"), ("4", "helpful")):
+        await bot.interact(bot.api.click(answer["id"], f"paper:vote:{vote}", user_id=user * 19))
+    thanks = bot.api.calls_to(CALLBACK)[-3:]
+    assert all(c.json["data"]["flags"] == 64 for c in thanks)
+    assert all(c.json["data"]["content"] == tr.THANKS for c in thanks)
+    assert FeedbackStore(bot.stack.store).votes("discord", bot.channel, answer["id"]) == {
+        "3" * 19: "unhelpful",
+        "4" * 19: "helpful",
+    }
 
 
 async def test_with_the_content_intent_thread_replies_need_no_mention_and_bots_are_ignored(

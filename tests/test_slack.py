@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import logging
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -28,14 +27,15 @@ from assistant.digest.cards import CardWriter
 from assistant.digest.model import Digest
 from assistant.digest.publisher import DigestPublisher
 from assistant.embedding import SentenceTransformerEmbedder
+from assistant.feedback import FeedbackStore
 from assistant.messages import Reply
 from assistant.settings import Settings, SlackSettings
 from connectors.slack import translate as tr
 from connectors.slack.app import SlackConnector, build_web_client
 from connectors.slack.digest import SlackDigestChannel
-from connectors.slack.feedback import FeedbackStore
 from connectors.slack.live import LiveMessage
 from connectors.slack.render import qa_messages, validate_slack_message
+from tests.errorlog import ErrorLog, watch_errors
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, ApiCall, FakeSlackAPI, texts
 from tests.test_answering import FA3, PEER, Stack
@@ -217,29 +217,9 @@ def digest_builder(stack: Stack) -> DigestBuilder:
     return DigestBuilder(stack.store, cards, stack.settings.digest)
 
 
-class ErrorLog(logging.Handler):
-    """Collects ERROR records: the connector's error boundary logs failures instead of
-    raising them, so a test must say how many it expects (none by default)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-        self.expected = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(autouse=True)
 def error_log() -> Iterator[ErrorLog]:
-    handler = ErrorLog()
-    logging.getLogger().addHandler(handler)
-    try:
-        yield handler  # torn down after the bot, so its workers have finished
-    finally:
-        logging.getLogger().removeHandler(handler)
-    messages = [r.getMessage() for r in handler.records]
-    assert len(messages) == handler.expected, messages
+    yield from watch_errors()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from assistant.feedback import Feedback
 from assistant.messages import Citation, PaperCard, Reply, ResultItem, ResultList
 from connectors.slack import translate as tr
 from connectors.slack.render import SLACK_LIMITS, validate_slack_message
@@ -266,9 +267,7 @@ def test_feedback_and_modal_payloads() -> None:
         "message": {"ts": "7.0", "thread_ts": "6.0"},
         "actions": [{"action_id": tr.UNHELPFUL_ACTION, "value": "unhelpful"}],
     }
-    assert tr.action_to_feedback(body) == tr.Feedback(
-        "slack", "C1", "6.0", "7.0", "U3", "unhelpful"
-    )
+    assert tr.action_to_feedback(body) == Feedback("slack", "C1", "6.0", "7.0", "U3", "unhelpful")
     assert tr.action_to_feedback({**body, "actions": [{"action_id": "other"}]}) is None
     view = tr.ask_modal("2407.08608", "FlashAttention-3 " * 20, "C1", "6.0")
     assert len(view["title"]["text"]) <= 24 and len(view["private_metadata"]) <= 3000

@@ -30,6 +30,7 @@ from assistant.conversations import Scope
 from assistant.core import Assistant
 from assistant.digest.model import Digest, DigestCard
 from assistant.errors import NotFoundError
+from assistant.feedback import FeedbackStore
 from assistant.messages import IncomingMessage
 from assistant.settings import Settings
 from assistant.state import StateStore
@@ -131,6 +132,7 @@ class DiscordConnector:
         self._settings = settings
         self._load_digest = load_digest
         self._stream_interval = stream_interval
+        self._feedback = FeedbackStore(store)
         config = settings.discord
         self._allowed = config.allowed_channel_ids
         self._admins = config.admin_user_ids
@@ -208,6 +210,10 @@ class DiscordConnector:
         responder = Responder(interaction)
         self._spawn(self._open_form(interaction, paper_id), responder.apologize)
 
+    def vote(self, interaction: discord.Interaction[Any], verdict: str) -> None:
+        responder = Responder(interaction)
+        self._spawn(self._vote(responder, verdict), responder.apologize)
+
     def all_qa(self, interaction: discord.Interaction[Any], week: str, paper_id: str) -> None:
         responder = Responder(interaction)
         self._spawn(self._all_qa(responder, week, paper_id), responder.apologize)
@@ -271,7 +277,7 @@ class DiscordConnector:
         if reply.ephemeral:
             await responder.private(tr.reply_messages(reply))
             return
-        first, *rest = tr.reply_messages(reply, asked=asked)
+        first, *rest = tr.reply_messages(reply, asked=asked, feedback=True)
         await responder.public([first])
         thread = message.thread or await self._thread_on(message.channel, anchor, question)
         if thread is None:
@@ -324,7 +330,7 @@ class DiscordConnector:
         async with self.client.get_partial_messageable(int(message.thread)).typing():
             reply = await self._blocking(self._assistant.follow_up, message, live.add)
             await live.close()
-            await post.finish(tr.reply_messages(reply))
+            await post.finish(tr.reply_messages(reply, feedback=True))
 
     async def _share(self, responder: Responder, query: str) -> None:
         """ "Post to channel" under private results: the search, posted for everyone."""
@@ -367,8 +373,16 @@ class DiscordConnector:
             await post.discard()
             await responder.private(tr.reply_messages(reply))
             return
-        await post.finish(tr.reply_messages(reply, asked=asked))
+        await post.finish(tr.reply_messages(reply, asked=asked, feedback=True))
         await responder.private(tr.text_messages(f"Answered in <#{form.thread}>."))
+
+    async def _vote(self, responder: Responder, verdict: str) -> None:
+        """Helpful / not helpful on an answer: stored (the user's last vote counts)."""
+        feedback = tr.interaction_feedback(tr.interaction_payload(responder.interaction), verdict)
+        if feedback is None:
+            return
+        await self._blocking(self._feedback.record, feedback)
+        await responder.private(tr.text_messages(tr.THANKS))
 
     async def _all_qa(self, responder: Responder, week: str, paper_id: str) -> None:
         """ "All Q&A": every Q&A pair of the card, in the card's thread (once per thread)."""

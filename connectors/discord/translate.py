@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.digest.model import Digest, DigestCard
 from assistant.digest.split import Segment, flow, shorten, take_prefix, text_length
 from assistant.digest.text import label
+from assistant.feedback import Feedback
 from assistant.messages import Citation, IncomingMessage, PaperCard, Reply, ResultList
 from connectors.discord.render import (
     DISCORD_LIMITS,
@@ -55,6 +56,8 @@ THREAD_NAME_LIMIT = 100
 SHARE_ID = r"paper:share:(?P<query>.+)"
 ASK_ID = r"paper:ask:(?P<paper>.+)"
 ALL_QA_ID = r"paper:qa:(?P<week>\d{4}-\d{2}-\d{2}):(?P<paper>.+)"
+FEEDBACK_ID = r"paper:vote:(?P<verdict>helpful|unhelpful)"
+THANKS = "Thanks, your feedback on this answer is recorded."
 # Option names of each verb, in the order the core's command text wants them.
 ARGUMENTS: dict[str, tuple[str, ...]] = {
     "search": ("query",),
@@ -200,9 +203,11 @@ def interaction_payload(interaction: discord.Interaction[Any]) -> dict[str, Any]
         parent = getattr(channel, "parent_id", None)
         if parent:
             raw_channel["parent_id"] = str(parent)
+    clicked = interaction.message  # the message a clicked button is on
     return {
         "data": dict(interaction.data or {}),
         "channel": raw_channel,
+        "message": {"id": str(clicked.id)} if clicked is not None else {},
         "member": {
             "user": {"id": str(interaction.user.id)},
             "permissions": str(interaction.permissions.value),
@@ -236,14 +241,16 @@ def reply_messages(
     asked: tuple[str, str] | None = None,
     share_query: str | None = None,
     shared_by: str | None = None,
+    feedback: bool = False,
     limits: DiscordLimits = DISCORD_LIMITS,
 ) -> list[Message]:
     """A core reply as Discord message payloads, split to the limits (never cut).
 
     `asked` is (user id, question) for a line saying who asked what; `shared_by` a user
     who shared search results; `share_query` adds a "Post to channel" button to search
-    results. Answers, results and paper cards are embeds (descriptions of 4,096); other
-    replies (help, errors, notices) are plain content of at most 2,000 a message.
+    results; `feedback` adds helpful / not helpful buttons under an answer's last message.
+    Answers, results and paper cards are embeds (descriptions of 4,096); other replies
+    (help, errors, notices) are plain content of at most 2,000 a message.
     """
     lead = ""
     if asked is not None:
@@ -259,6 +266,8 @@ def reply_messages(
         button = share_button(share_query)
         if button is not None:
             messages[-1] = with_components(messages[-1], [button])
+    if feedback and reply.kind == "answer" and reply.mode in ("llm", "extractive"):
+        messages[-1] = with_components(messages[-1], feedback_buttons())
     return messages
 
 
@@ -320,6 +329,34 @@ def share_button(query: str) -> dict[str, Any] | None:
     """ "Post to channel" for private search results; None if the query is too long to
     travel in the button (custom ids hold 100 characters)."""
     return _button("Post to channel", f"paper:share:{query}", style=2)
+
+
+def feedback_buttons() -> list[dict[str, Any]]:
+    """ "Helpful" / "Not helpful" under an answer (a vote per user, the last one counts)."""
+    buttons = [
+        _button("Helpful", "paper:vote:helpful", style=2),
+        _button("Not helpful", "paper:vote:unhelpful", style=2),
+    ]
+    return [b for b in buttons if b is not None]
+
+
+def interaction_feedback(payload: Mapping[str, Any], verdict: str) -> Feedback | None:
+    """The vote a click on an answer's feedback button casts (an INTERACTION_CREATE
+    payload), or None when it is not on a message of ours in a channel."""
+    message = payload.get("message") or {}
+    member = payload.get("member") or {}
+    user = (member.get("user") or payload.get("user") or {}).get("id")
+    channel, thread = place(payload.get("channel") or {"id": payload.get("channel_id")})
+    if verdict not in ("helpful", "unhelpful") or not (message.get("id") and user and channel):
+        return None
+    return Feedback(
+        PLATFORM,
+        channel,
+        thread or str(message["id"]),
+        str(message["id"]),
+        str(user),
+        "helpful" if verdict == "helpful" else "unhelpful",
+    )
 
 
 def card_buttons(digest: Digest, card: DigestCard) -> list[dict[str, Any]]:

@@ -35,6 +35,10 @@ class Handlers(Protocol):
         """ "All Q&A": the card's Q&A pairs, in its thread."""
         ...
 
+    def vote(self, interaction: discord.Interaction[Any], verdict: str) -> None:
+        """ "Helpful" / "Not helpful" on an answer: record the vote."""
+        ...
+
     def form_question(
         self, interaction: discord.Interaction[Any], form: AskForm, question: str
     ) -> None:
@@ -111,7 +115,34 @@ class AllQAButton(ui.DynamicItem[ui.Button[Any]], template=tr.ALL_QA_ID):
         handlers(interaction).all_qa(interaction, self.week, self.paper_id)
 
 
-DYNAMIC_ITEMS: tuple[type[ui.DynamicItem[Any]], ...] = (ShareButton, AskButton, AllQAButton)
+class FeedbackButton(ui.DynamicItem[ui.Button[Any]], template=tr.FEEDBACK_ID):
+    """ "Helpful" / "Not helpful" under an answer."""
+
+    def __init__(self, verdict: str, label: str | None = None) -> None:
+        text = label or ("Helpful" if verdict == "helpful" else "Not helpful")
+        super().__init__(
+            ui.Button(
+                label=text, style=discord.ButtonStyle.secondary, custom_id=f"paper:vote:{verdict}"
+            )
+        )
+        self.verdict = verdict
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: Any
+    ) -> FeedbackButton:
+        return cls(match["verdict"], getattr(item, "label", None))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handlers(interaction).vote(interaction, self.verdict)
+
+
+DYNAMIC_ITEMS: tuple[type[ui.DynamicItem[Any]], ...] = (
+    ShareButton,
+    AskButton,
+    AllQAButton,
+    FeedbackButton,
+)
 
 
 class AskForm(ui.Modal, title="Ask about this paper"):
@@ -161,5 +192,7 @@ def _item(button: dict[str, Any]) -> ui.Item[Any]:
             return ShareButton(match["query"], label)
         if item is AskButton:
             return AskButton(match["paper"], label)
+        if item is FeedbackButton:
+            return FeedbackButton(match["verdict"], label)
         return AllQAButton(match["week"], match["paper"], label)
     raise ValueError(f"not one of our buttons: {custom_id!r}")

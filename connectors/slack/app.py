@@ -35,11 +35,11 @@ from assistant.conversations import Scope
 from assistant.core import Assistant
 from assistant.digest.model import Digest
 from assistant.errors import NotFoundError
+from assistant.feedback import FeedbackStore
 from assistant.messages import IncomingMessage
 from assistant.settings import Settings, SlackSettings
 from assistant.state import StateStore
 from connectors.slack import translate as tr
-from connectors.slack.feedback import FeedbackStore
 from connectors.slack.live import LiveMessage
 from connectors.slack.render import ALL_QA_ACTION, ASK_ACTION, PDF_ACTION, Message, qa_messages
 

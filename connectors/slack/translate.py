@@ -20,6 +20,7 @@ from typing import Any, Literal
 from assistant.commands import Command, parse_command
 from assistant.digest.split import Segment, flow, shorten, text_length
 from assistant.errors import UserError
+from assistant.feedback import Feedback
 from assistant.messages import Citation, IncomingMessage, PaperCard, Reply, ResultList
 from connectors.slack.render import (
     SLACK_LIMITS,
@@ -145,18 +146,6 @@ def is_admin(user: Mapping[str, Any], admin_ids: frozenset[str]) -> bool:
     if user.get("id") in admin_ids:
         return True
     return any(bool(user.get(flag)) for flag in ("is_admin", "is_owner", "is_primary_owner"))
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """A helpful / not helpful click on an answer."""
-
-    platform: str
-    channel: str
-    thread: str
-    message_ts: str
-    user: str
-    verdict: Literal["helpful", "unhelpful"]
 
 
 def action_to_feedback(body: Mapping[str, Any]) -> Feedback | None:

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.http import LocalServer
+from tests.fakes.http import FakeHandler, LocalServer
 
 
 def hf_entry(
@@ -121,7 +121,7 @@ class FakeHfServer(LocalServer):
 
 
 def _handler_for(server: FakeHfServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(FakeHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -137,18 +137,5 @@ def _handler_for(server: FakeHfServer) -> type[BaseHTTPRequestHandler]:
             else:
                 body = json.dumps(server.days[params["date"]]).encode()
                 self._send(200, body, "application/json; charset=utf-8")
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting (a timeout test)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler

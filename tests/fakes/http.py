@@ -50,3 +50,25 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    """A request handler base for the fakes: quiet, and a `_send` that tolerates a client
+    that already gave up waiting (the timeout tests)."""
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout test)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

@@ -35,7 +35,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from qdrant_client.http import models
 from qdrant_client.local.qdrant_local import QdrantLocal
 
-from tests.fakes.http import LocalServer
+from tests.fakes.http import FakeHandler, LocalServer
 
 _COLLECTION = r"/collections/(?P<name>[^/]+)"
 
@@ -369,7 +369,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _handler_for(server: FakeQdrantServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(FakeHandler):
         def do_GET(self) -> None:
             self._serve("GET")
 
@@ -427,22 +427,5 @@ def _handler_for(server: FakeQdrantServer) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             payload = {"status": {"error": message}, "time": time.perf_counter() - started}
             self._send(status, json.dumps(payload).encode(), "application/json", headers)
-
-        def _send(
-            self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-        ) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting (a timeout test)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
     return Handler

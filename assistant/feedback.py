@@ -1,16 +1,31 @@
-"""Helpful / not helpful votes on answers, kept in the state database.
+"""Helpful / not helpful votes on answers, from any connector, kept in the state database.
 
 One vote per user and answer message: a second click replaces the first.
 
->>> FeedbackStore(store).record(feedback)
+>>> FeedbackStore(store).record(Feedback("slack", "C1", "171.1", "171.2", "U1", "helpful"))
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from assistant.state import StateStore
-from connectors.slack.translate import Feedback
+
+Verdict = Literal["helpful", "unhelpful"]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A helpful / not helpful click on an answer message."""
+
+    platform: str
+    channel: str
+    thread: str
+    message_ts: str
+    user: str
+    verdict: Verdict
 
 
 class FeedbackStore:
