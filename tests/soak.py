@@ -185,6 +185,10 @@ class SoakReport:
             "p50_ms": round(_percentile(all_ms, 50), 1),
             "p95_ms": round(_percentile(all_ms, 95), 1),
             "max_ms": round(max(all_ms, default=0.0), 1),
+            "p50_ms_by_kind": {
+                kind: round(_percentile([s * 1000 for s in self.latencies(kind)], 50), 1)
+                for kind in sorted(kinds)
+            },
             "threads": len(self.turns_expected),
             "turns": sum(self.turns_found.values()),
             "digest_posts": sum(self.digest_keys.values()),
