@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/digest.py
+	$(BIN)/python bench/connectors.py
 	$(BIN)/python bench/soak.py
 
 clean:
