@@ -4,7 +4,9 @@ Point `slack_sdk.WebClient(base_url=api.base_url)` (or `SLACK_API_BASE_URL`) at 
 answers `auth.test` (bolt calls it when an App is built), `chat.postMessage`,
 `chat.postEphemeral`, `chat.update`, `chat.delete`, `reactions.add/remove`,
 `conversations.history/replies` (with message metadata), `users.info` (configurable
-admins) and `views.open`, plus response URLs (`api.response_url()`). Bodies may be form
+admins), `views.open` and `apps.connections.open` (for Socket Mode: only with the app-level
+token, returning `socket_url()`, see tests/fakes/slack_socket.py), plus response URLs
+(`api.response_url()`). Bodies may be form
 or JSON, as the SDK sends them. Every call is recorded; the next calls can be told to
 fail with 429 + Retry-After or with a Slack error.
 
@@ -71,6 +73,8 @@ class FakeSlackAPI(LocalServer):
     reactions: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     port: int = 0
     echo: bool = False
+    app_token: str | None = None  # the only app-level token apps.connections.open accepts
+    socket_url: Callable[[], str] | None = None  # a new Socket Mode URL for each open
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -174,12 +178,25 @@ class FakeSlackAPI(LocalServer):
                 return status, {"ok": False, "error": "ratelimited"}, headers
             if failure is not None:
                 return 200, {"ok": False, "error": failure.error}, {}
-            if method != "response_url" and self.bot_token and token != self.bot_token:
-                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            refused = self._refused_token(method, token)
+            if refused is not None:
+                return 200, {"ok": False, "error": refused}, {}
             route = _ROUTES.get(method)
             if route is None:
                 return 200, {"ok": False, "error": "unknown_method"}, {}
             return 200, route(self, params), {}
+
+    def _refused_token(self, method: str, token: str | None) -> str | None:
+        """Slack's error for a call with the wrong kind of token or a wrong one, else None."""
+        if method == "response_url":
+            return None
+        if method == "apps.connections.open":
+            if not (token or "").startswith("xapp-"):
+                return "not_allowed_token_type"
+            return "invalid_auth" if self.app_token and token != self.app_token else None
+        if (token or "").startswith("xapp-"):
+            return "not_allowed_token_type"
+        return "invalid_auth" if self.bot_token and token != self.bot_token else None
 
     def _next_ts(self) -> str:
         self._last_ts = max(time.time(), self._last_ts + 0.000001)
@@ -321,6 +338,12 @@ def _views_open(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "view": {"id": "V1", **p["view"]}}
 
 
+def _connections_open(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    if api.socket_url is None:
+        return {"ok": False, "error": "fake_has_no_socket_mode_server"}
+    return {"ok": True, "url": api.socket_url()}
+
+
 def _response_url(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     api.responses.append(p)
     return {"ok": True}
@@ -338,6 +361,7 @@ _ROUTES: dict[str, Callable[[FakeSlackAPI, dict[str, Any]], dict[str, Any]]] = {
     "conversations.replies": _replies,
     "users.info": _users_info,
     "views.open": _views_open,
+    "apps.connections.open": _connections_open,
     "response_url": _response_url,
 }
 
