@@ -841,7 +841,7 @@ def start_discord(rt: Runtime, listen: bool) -> RunningConnector:
 
     running = start(rt.assistant, rt.store, rt.settings, rt.digest_builder.load, listen=listen)
     if listen:
-        announce("Discord connector connecting to the gateway")
+        announce("Discord connector connected to the gateway")
     return running
 
 

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 import discord
+import yarl
 from discord import app_commands
 from discord.http import Route
 
@@ -58,6 +59,12 @@ def use_api_base(url: str) -> None:
     """Point discord.py's REST client (and interaction webhooks) at `url`, e.g. a proxy or
     a local fake. discord.py keeps one base URL per process."""
     discord.http.Route.BASE = url.rstrip("/")
+
+
+def use_gateway(url: str) -> None:
+    """Connect to the gateway at `url` (what `GET /gateway/bot` answers) instead of
+    discord.py's built-in `wss://gateway.discord.gg/`; it too is one per process."""
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
 
 def build_intents(message_content: bool) -> discord.Intents:

@@ -1,10 +1,12 @@
 """Running the Discord connector inside `paperbot serve`: the bot on its own event loop.
 
 discord.py is asyncio-native and `serve` has loops of its own (the schedule, each digest
-run), so the bot gets a background thread with its own loop: it logs in, then holds the
-gateway connection (discord.py resumes or reconnects by itself; if the connection cannot
-be made at all, it is tried again with a growing pause). The digest channel's calls from
-other loops are marshalled onto the bot's.
+run), so the bot gets a background thread with its own loop: it logs in, asks the REST
+API where the gateway is (`GET /gateway/bot`), then holds the gateway connection
+(discord.py resumes or reconnects by itself; if the connection cannot be made at all, it
+is tried again with a growing pause). `start` returns once the first connection is made
+or has failed; a token or an intent the gateway refuses fails it. The digest channel's
+calls from other loops are marshalled onto the bot's.
 
     discord = start_discord(rt.assistant, rt.store, rt.settings, rt.digest_builder.load)
     channels["discord"] = discord.digest_channel
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import discord
@@ -27,7 +30,7 @@ from assistant.digest.publisher import DigestChannel
 from assistant.errors import ConfigError
 from assistant.settings import Settings
 from assistant.state import StateStore
-from connectors.discord.app import DigestLoader, DiscordConnector, use_api_base
+from connectors.discord.app import DigestLoader, DiscordConnector, use_api_base, use_gateway
 from connectors.discord.digest import DiscordDigestChannel
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,7 @@ LOGIN_WAIT = 15.0  # seconds `start` waits to tell a rejected token from a slow 
 FIRST_RETRY = 5.0
 LONGEST_RETRY = 300.0
 BAD_TOKEN = (
-    "Discord refused DISCORD_BOT_TOKEN (401): copy the token again from the Developer "
+    "Discord refused DISCORD_BOT_TOKEN: copy the token again from the Developer "
     "Portal (the application → Bot → Reset Token)."
 )
 NO_INTENT = (
@@ -70,6 +73,8 @@ class DiscordRunning:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
         self._login_tried = threading.Event()
+        self._gateway_tried = threading.Event()  # the first connection made, or failed
+        self._started_up = False  # `start` returned: a later fatal error is only logged
         self._logged_in = asyncio.Event()  # bound to the bot's loop on first use
         self._stopping = asyncio.Event()
         self._error: str | None = None
@@ -80,7 +85,9 @@ class DiscordRunning:
         self.digest_channel: DigestChannel | None = None
 
     def start(self, login_wait: float = LOGIN_WAIT) -> DiscordRunning:
-        """Start the bot's thread; raise ConfigError if Discord rejects the token."""
+        """Start the bot's thread; raise ConfigError if Discord rejects the token (at
+        login or at the gateway) or the Message Content intent."""
+        deadline = time.monotonic() + login_wait
         self._thread.start()
         self._started.wait()
         assert self._loop is not None
@@ -89,9 +96,13 @@ class DiscordRunning:
         )
         self.digest_channel = self._channel
         self._login_tried.wait(login_wait)
-        if self._error == BAD_TOKEN:
+        if self._connector is not None and self._logged_in.is_set():
+            self._gateway_tried.wait(max(0.0, deadline - time.monotonic()))
+        self._started_up = True
+        if self._error in (BAD_TOKEN, NO_INTENT):
+            error = self._error
             self.stop()
-            raise ConfigError(BAD_TOKEN)
+            raise ConfigError(error)
         return self
 
     def ready(self) -> tuple[bool, str]:
@@ -132,6 +143,7 @@ class DiscordRunning:
             log.exception("discord: the bot's thread failed")
         finally:
             self._login_tried.set()
+            self._gateway_tried.set()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -166,22 +178,50 @@ class DiscordRunning:
     async def _listen(self) -> None:
         """Hold the gateway connection; discord.py resumes and reconnects by itself, and a
         connection that cannot be made at all is tried again after a growing pause."""
+        watch = asyncio.create_task(self._watch_first_connection())
         delay = FIRST_RETRY
-        while not self.client.is_closed():
-            try:
-                await self.client.connect(reconnect=True)
-            except discord.PrivilegedIntentsRequired:
-                self._error = NO_INTENT
-                log.error("discord: %s", NO_INTENT)
-                return
-            except Exception as exc:
-                if self.client.is_closed():
-                    self._error = f"the Discord gateway closed the connection: {exc}"
-                    log.error("discord: %s", self._error)
+        try:
+            while not self.client.is_closed():
+                try:
+                    _, url, _ = await self.client.http.get_bot_gateway()
+                    use_gateway(url)
+                    await self.client.connect(reconnect=True)
+                except discord.PrivilegedIntentsRequired:
+                    self._give_up(NO_INTENT)
                     return
-                log.warning("discord: no gateway connection (%s); retrying in %.0f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, LONGEST_RETRY)
+                except Exception as exc:
+                    if self._stopped:  # closed by `stop`, even before the gateway's hello
+                        return
+                    if self.client.is_closed():
+                        self._give_up(_closed_reason(exc))
+                        return
+                    self._gateway_tried.set()
+                    log.warning("discord: no gateway (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LONGEST_RETRY)
+        finally:
+            watch.cancel()
+
+    async def _watch_first_connection(self) -> None:
+        """Tell `start` when the first connection is made (READY), or failed in a way
+        discord.py retries by itself; a fatal close closes the client, and `_listen`
+        reports that."""
+        waits = {asyncio.ensure_future(self.client.wait_for(e)) for e in ("connect", "disconnect")}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if not self.client.is_closed():
+            self._gateway_tried.set()
+
+    def _give_up(self, error: str) -> None:
+        """The gateway refused the bot for good (until the settings change): `start`
+        raises that, or, once started, it is logged and /readyz shows it."""
+        self._error = error
+        if self._started_up:
+            log.error("discord: %s", error)
+        self._gateway_tried.set()
 
     async def _wait_for_login(self) -> None:
         """Awaited before each digest call: posting needs the login."""
@@ -200,6 +240,12 @@ class DiscordRunning:
         else:
             await self.client.close()
         self._stopping.set()
+
+
+def _closed_reason(exc: Exception) -> str:
+    if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
+        return BAD_TOKEN  # "Authentication failed": the token changed since the login
+    return f"the Discord gateway closed the connection: {exc}"
 
 
 def start_discord(

@@ -12,6 +12,8 @@ connector relies on it:
 - threads started on messages (the thread's id is the message's; a second one fails with
   160004 and the message then carries `thread`);
 - typing, channels, command registration (`PUT .../commands`), login (`/users/@me`);
+- `GET /gateway` and `GET /gateway/bot`: `gateway_url` (a FakeDiscordGateway sets it; by
+  default a port where nothing listens);
 - 429 with `retry_after` on demand (`fail_next`); every payload is checked against
   Discord's limits (`validate_discord_message`): a violation is a 400 (50035).
 Every call is recorded (`calls`, `wait_for`). The payload builders (`command`,
@@ -102,6 +104,7 @@ class FakeDiscordAPI:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     commands: dict[str | None, list[dict[str, Any]]] = field(default_factory=dict)
+    gateway_url: str = "ws://127.0.0.1:9/"  # nothing listens there
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -371,6 +374,8 @@ class FakeDiscordAPI:
         api = "/api/v10"
         for method, path, handler in (
             ("GET", "/users/@me", self._me),
+            ("GET", "/gateway", self._gateway),
+            ("GET", "/gateway/bot", self._gateway),
             ("GET", "/oauth2/applications/@me", self._application),
             ("PUT", "/applications/{app_id}/commands", self._put_commands),
             ("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self._put_commands),
@@ -422,6 +427,13 @@ class FakeDiscordAPI:
 
     async def _me(self, request: web.Request, body: Any) -> web.Response:
         return _json(BOT_USER)
+
+    async def _gateway(self, request: web.Request, body: Any) -> web.Response:
+        found: dict[str, Any] = {"url": self.gateway_url}
+        if request.path.endswith("/bot"):
+            limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+            found |= {"shards": 1, "session_start_limit": limit}
+        return _json(found)
 
     async def _application(self, request: web.Request, body: Any) -> web.Response:
         return _json(
@@ -663,6 +675,8 @@ class FakeDiscordAPI:
 
 
 def _needs_auth(route: str) -> bool:
+    if route == "GET /gateway":
+        return False
     return not route.split(" ", 1)[1].startswith(("/interactions/", "/webhooks/"))
 
 
