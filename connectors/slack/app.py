@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -34,7 +35,7 @@ from slack_sdk.webhook import WebhookClient
 from assistant.conversations import Scope
 from assistant.core import Assistant
 from assistant.digest.model import Digest
-from assistant.errors import NotFoundError
+from assistant.errors import ConfigError, NotFoundError
 from assistant.feedback import FeedbackStore
 from assistant.messages import IncomingMessage
 from assistant.settings import Settings, SlackSettings
@@ -125,16 +126,25 @@ class SlackConnector:
         self._work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
 
     def build_app(self) -> App:
-        """A bolt App with every listener; run it with Socket Mode or over HTTP."""
+        """A bolt App with every listener; run it with Socket Mode or over HTTP. Raises
+        ConfigError when Slack refuses the bot token (bolt checks it with auth.test)."""
         secret = self._settings.slack.signing_secret
-        app = App(
-            name="paperbot",
-            logger=bolt_log,
-            client=self.client,
-            signing_secret=secret.get_secret_value() if secret else "",
-            process_before_response=False,
-            listener_executor=self._acks,
-        )
+        try:
+            app = App(
+                name="paperbot",
+                logger=bolt_log,
+                client=self.client,
+                signing_secret=secret.get_secret_value() if secret else "",
+                process_before_response=False,
+                listener_executor=self._acks,
+            )
+        except BoltError as exc:
+            if not isinstance(exc.__context__, SlackApiError):
+                raise
+            raise ConfigError(
+                f"Slack refused SLACK_BOT_TOKEN ({exc.__context__.response.get('error')}): "
+                "set it to the app's bot token (xoxb-...), from its OAuth & Permissions page."
+            ) from None
         app.command(COMMAND)(self._on_command)
         app.event("message")(self._on_message)
         app.event("app_mention")(self._on_message)

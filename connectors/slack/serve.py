@@ -13,6 +13,7 @@ Both feed the same bolt `App`, so the listeners do not know which one is in use.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -24,8 +25,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
 
 from assistant.digest.publisher import DigestChannel
+from assistant.errors import ConfigError
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -112,23 +115,61 @@ class HttpRunner:
 
 
 class SocketModeRunner:
-    """Socket Mode: a WebSocket to Slack opened with the app-level token (xapp-...)."""
+    """Socket Mode: a WebSocket to Slack opened with the app-level token (xapp-...).
+
+    Ready once Slack said hello on the current connection, and while that connection
+    answers pings. bolt's built-in client notices a connection cut without a close frame
+    only after five failed pings (spinning on the dead socket meanwhile), so it pings every
+    `ping_interval` s instead of bolt's 10, and `ready()` reports the connection down after
+    `2 * ping_interval + 1` s without a pong, before the client gives up on it."""
 
     description = "Socket Mode"
 
-    def __init__(self, app: App, app_token: str) -> None:
-        self._handler = SocketModeHandler(app, app_token)
+    def __init__(self, app: App, app_token: str, ping_interval: float = 3.0) -> None:
+        self._handler = SocketModeHandler(app, app_token, ping_interval=ping_interval)
+        self._client = self._handler.client
+        self._client.on_message_listeners.append(self._on_message)
+        self._stale_after = 2 * ping_interval + 1.0
+        self._greeted: str | None = None  # the session Slack said hello on
+        self._current: tuple[str, float] | None = None  # a session, when first seen
 
     def start(self) -> None:
-        self._handler.connect()
+        try:
+            self._handler.connect()
+        except SlackApiError as exc:
+            self._handler.close()
+            raise ConfigError(
+                f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}) when opening a "
+                "Socket Mode connection: set it to an app-level token (xapp-...) with the "
+                "connections:write scope, from the app's Basic Information page."
+            ) from None
 
     def ready(self) -> tuple[bool, str]:
-        if self._handler.client.is_connected():
-            return True, "Socket Mode connected"
-        return False, "Socket Mode is not connected to Slack (reconnecting)"
+        session = self._client.current_session
+        if session is None or not session.is_active():
+            return False, "Socket Mode is not connected to Slack (reconnecting)"
+        if self._client.connect_operation_lock.locked():
+            return False, "Socket Mode is moving to a new connection"
+        if self._greeted != session.session_id:
+            return False, "Socket Mode is connecting (no hello from Slack yet)"
+        if self._current is None or self._current[0] != session.session_id:
+            self._current = (session.session_id, time.time())
+        answered = max(session.last_ping_pong_time or 0.0, self._current[1])
+        if time.time() - answered > self._stale_after:
+            return False, "Socket Mode connection stopped answering pings (reconnecting)"
+        return True, "Socket Mode connected"
 
     def stop(self) -> None:
         self._handler.close()
+
+    def _on_message(self, raw: str) -> None:
+        if raw.startswith("{") and '"hello"' in raw:
+            try:
+                hello = json.loads(raw).get("type") == "hello"
+            except ValueError:
+                return
+            if hello:
+                self._greeted = self._client.session_id()
 
 
 class RunningSlack:

@@ -265,9 +265,11 @@ class FakeSocketMode:
     async def _serve(self) -> None:
         app = web.Application()
         app.router.add_get(LINK_PATH, self._link)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.5).start()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = int(self._runner.addresses[0][1])
 
     async def _link(self, request: web.Request) -> web.StreamResponse:
