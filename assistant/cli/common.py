@@ -1,0 +1,166 @@
+"""What every `paperbot` command shares: the consoles, the Typer apps, progress bars,
+JSON output and the Runtime (the composition root) built from settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from assistant.core import find_paper
+from assistant.errors import InvalidInputError
+from assistant.ingest import IngestReport
+from assistant.models import SearchHit
+from assistant.runtime import Runtime
+from assistant.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help="paperbot: weekly ML paper digests, paper search and grounded answers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(help="Bring papers in from a source.", no_args_is_help=True)
+index_app = typer.Typer(help="Manage the vector index.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(index_app, name="index")
+app.add_typer(eval_app, name="eval")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Do not contact arXiv: use what the source gives.")
+]
+
+
+class RichProgress:
+    """`assistant.ingest.Progress` as a rich progress bar on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def begin(self, stage: str, total: int | None) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, visible=False)
+        self._task = self._progress.add_task(stage, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, amount)
+
+
+@contextmanager
+def progress_bar() -> Iterator[RichProgress]:
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        yield RichProgress(progress)
+
+
+def parse_week(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"--week takes a date like 2024-07-08, not {value!r}.") from exc
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    settings = load_settings()
+    with Runtime(settings) as rt:
+        yield rt
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def show_report(report: IngestReport, as_json: bool, seconds: float) -> None:
+    if as_json:
+        emit_json({**report.as_dict(), "seconds": round(seconds, 2)})
+        return
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("records read", report.records),
+        ("new papers", report.new_papers),
+        ("updated papers", report.updated_papers),
+        ("unchanged papers", report.unchanged_papers),
+        ("enriched from arXiv", report.enriched),
+        ("full texts indexed", report.fulltext),
+        ("papers (re)indexed", report.indexed_papers),
+        ("passages embedded", report.indexed_chunks),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"[bold]{value:,}[/]")
+    table.add_row("time", f"{seconds:.1f} s")
+    out.print(table)
+    for problem in report.problems:
+        out.print(f"[yellow]skipped[/] {problem}")
+    for note in report.notes:
+        out.print(f"[cyan]note[/] {note}")
+
+
+def resolve_paper_id(rt: Runtime, text: str) -> str:
+    """A stored paper's key from an arXiv ID, a URL, a key or `#n` (see `find_paper`)."""
+    return find_paper(rt.store, text).paper_id
+
+
+def hit_dict(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "paper_id": hit.paper_id,
+        "title": hit.title,
+        "score": hit.score,
+        "url": hit.url,
+        "snippet": hit.snippet,
+        "section": hit.section,
+        "page": hit.page,
+    }
+
+
+def print_hits(query: str, hits: Sequence[SearchHit]) -> None:
+    if not hits:
+        out.print(f"No papers match [bold]{query}[/].")
+        return
+    table = Table(title=f"Results for: {query}", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("paper")
+    table.add_column("best passage")
+    table.add_column("score", justify="right")
+    for i, hit in enumerate(hits, start=1):
+        where = f" [dim]({hit.section or hit.kind}{f', p.{hit.page}' if hit.page else ''})[/]"
+        table.add_row(
+            str(i),
+            f"[bold]{hit.title}[/]\n[cyan]{hit.paper_id}[/]\n{hit.url or ''}",
+            hit.snippet + where,
+            f"{hit.score:.3f}",
+        )
+    out.print(table)
