@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from assistant.errors import UserError
 
 VERBS = ("search", "show", "ask", "digest", "subscribe", "unsubscribe", "help")
+ADMIN_VERBS = frozenset({"subscribe", "unsubscribe"})
 
 USAGE = """*`/paper` commands*
 • `/paper search <query>` — find papers (hybrid search over titles, abstracts, full text)
@@ -34,6 +35,17 @@ class Command:
     verb: str
     argument: str
 
+    @property
+    def posts_digest(self) -> bool:
+        """`digest post [day]`: post the week's full digest in the channel."""
+        words = self.argument.split(maxsplit=1)
+        return self.verb == "digest" and bool(words) and words[0].lower() == "post"
+
+    @property
+    def admin_only(self) -> bool:
+        """Only admins may run it: subscribe, unsubscribe and `digest post`."""
+        return self.verb in ADMIN_VERBS or self.posts_digest
+
 
 def parse_command(text: str) -> Command:
     """Parse what follows `/paper` (a leading `/paper` is accepted and dropped)."""
@@ -55,3 +67,11 @@ def parse_command(text: str) -> Command:
         }
         raise UsageError(f"`{verb}` needs an argument, e.g. `{examples[verb]}`.\n\n{USAGE}")
     return Command(verb, argument)
+
+
+def try_parse(text: str) -> Command | None:
+    """The parsed command, or None when it is not one (the core answers with usage help)."""
+    try:
+        return parse_command(text)
+    except UserError:
+        return None

@@ -181,10 +181,9 @@ class Assistant:
         if verb == "ask":
             scope, question = self._ask_scope(arg)
             return self._answer(message, question, scope, on_delta)
+        if command.posts_digest:
+            return self._post_digest(message, arg.partition(" ")[2].strip())
         if verb == "digest":
-            first, _, rest = arg.partition(" ")
-            if first.lower() == "post":
-                return self._post_digest(message, rest.strip())
             return self._digest(arg)
         return self._subscription(message, subscribe=verb == "subscribe")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from assistant.commands import try_parse
 from assistant.feedback import Feedback
 from assistant.messages import Citation, PaperCard, Reply, ResultItem, ResultList
 from connectors.slack import translate as tr
@@ -104,13 +105,18 @@ def test_a_slash_command_is_the_text_after_paper() -> None:
         None,
         True,
     )
-    assert tr.needs_admin_check("Subscribe") and not tr.needs_admin_check("search subscribe")
-    command = tr.parsed_command("ask 2407.08608 how fast?")
+    subscribe, searched = try_parse("Subscribe"), try_parse("search subscribe")
+    assert subscribe is not None and subscribe.admin_only
+    assert searched is not None and not searched.admin_only
+    posting, listing = try_parse("digest Post 2024-07-08"), try_parse("digest 2024-07-08")
+    assert posting is not None and posting.posts_digest and posting.admin_only
+    assert listing is not None and not listing.admin_only
+    command = try_parse("ask 2407.08608 how fast?")
     assert command is not None and (command.verb, command.argument) == (
         "ask",
         "2407.08608 how fast?",
     )
-    assert tr.parsed_command("frobnicate") is None
+    assert try_parse("frobnicate") is None
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ import yarl
 from discord import app_commands
 from discord.http import Route
 
+from assistant.commands import try_parse
 from assistant.conversations import Scope
 from assistant.core import Assistant
 from assistant.digest.model import Digest, DigestCard
@@ -261,7 +262,8 @@ class DiscordConnector:
             await self._ask(responder, message, argument)
             return
         # `digest post` answers only its admin (the digest itself goes to the channel)
-        private = verb in tr.PRIVATE_VERBS or message.text.startswith("digest post")
+        command = try_parse(message.text)
+        private = verb in tr.PRIVATE_VERBS or (command is not None and command.posts_digest)
         await responder.defer(private=private)
         reply = await self._blocking(self._assistant.command, message)
         share = argument if verb == "search" else None

@@ -48,7 +48,6 @@ USER_MESSAGE_TYPES = frozenset({0, 19})  # a message, a reply
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5  # "Manage Server"
 EPHEMERAL = 1 << 6
-ADMIN_VERBS = frozenset({"subscribe", "unsubscribe"})
 PRIVATE_VERBS = frozenset({"search", "show", "help"})  # answered only to the asker
 CUSTOM_ID_LIMIT = 100
 THREAD_NAME_LIMIT = 100

@@ -32,6 +32,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from assistant.commands import try_parse
 from assistant.conversations import Scope
 from assistant.core import Assistant
 from assistant.digest.model import Digest
@@ -247,14 +248,14 @@ class SlackConnector:
     # -- work ----------------------------------------------------------------------------
 
     def _run_command(self, body: dict[str, Any]) -> None:
-        text = str(body.get("text", ""))
-        admin = tr.needs_admin_check(text) and self._is_admin(str(body.get("user_id", "")))
+        command = try_parse(tr.plain_text(str(body.get("text", ""))))
+        admin_only = command is not None and command.admin_only
+        admin = admin_only and self._is_admin(str(body.get("user_id", "")))
         message = tr.command_to_message(body, is_admin=admin)
         target = Target(message.channel, message.user, None, body.get("response_url"))
         if not self._allowed_here(message.channel):
             self._ephemeral(target, [tr.text_message(tr.NOT_ENABLED)])
             return
-        command = tr.parsed_command(message.text)
         verb = command.verb if command else None
         if command is not None and verb == "ask":
             self._ask_in_channel(message, command.argument, target)

@@ -17,9 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from assistant.commands import Command, parse_command
 from assistant.digest.split import Segment, flow, shorten, text_length
-from assistant.errors import UserError
 from assistant.feedback import Feedback
 from assistant.messages import Citation, IncomingMessage, PaperCard, Reply, ResultList
 from connectors.slack.render import (
@@ -39,7 +37,6 @@ UNHELPFUL_ACTION = "answer_unhelpful"
 ASK_MODAL = "paper_ask_modal"
 QUESTION_BLOCK = "question"
 QUESTION_INPUT = "question_input"
-ADMIN_VERBS = frozenset({"subscribe", "unsubscribe"})
 NOT_ENABLED = (
     "paperbot is not enabled in this channel; an admin can add it to `SLACK_ALLOWED_CHANNELS`."
 )
@@ -88,23 +85,6 @@ def command_to_message(payload: Mapping[str, Any], is_admin: bool = False) -> In
         thread=None,
         is_admin=is_admin,
     )
-
-
-def parsed_command(text: str) -> Command | None:
-    """The parsed `/paper` command, or None when the core will answer with usage help."""
-    try:
-        return parse_command(text)
-    except UserError:
-        return None
-
-
-def needs_admin_check(text: str) -> bool:
-    """Whether the command is admin-only (so the shell looks the user up): subscribe,
-    unsubscribe and `digest post`."""
-    words = text.strip().lower().split(maxsplit=2)
-    if words[:2] == ["digest", "post"]:
-        return True
-    return bool(words) and words[0] in ADMIN_VERBS
 
 
 def event_to_message(event: Mapping[str, Any], bot_user_id: str | None) -> IncomingMessage | None:
