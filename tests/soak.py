@@ -468,19 +468,13 @@ class Soak:
             conversation = conversations.get("console", "soak", thread)
             found = conversations.count_turns(conversation) if conversation else 0
             self.report.turns_found[(user, thread)] = found
-        self.report.digest_planned = len(plan_posts(self._digest, _PlanOnly()))
+        renderer = ConsoleDigestChannel(Console(file=io.StringIO()), self.workdir / "unused")
+        self.report.digest_planned = len(plan_posts(self._digest, renderer))
         self.report.digest_targets = len(self._schedule.digest_at)
         log_path = self.workdir / "console_posts.jsonl"
         for line in log_path.read_text().splitlines() if log_path.exists() else []:
             entry = json.loads(line)
             self.report.digest_keys[(entry["channel"], entry["key"])] += 1
-
-
-class _PlanOnly(ConsoleDigestChannel):
-    """Renders like the console channel, for counting the planned posts."""
-
-    def __init__(self) -> None:
-        super().__init__(Console(file=io.StringIO()), Path("/dev/null"))
 
 
 def run_soak(config: SoakConfig, workdir: Path) -> SoakReport:

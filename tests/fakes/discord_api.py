@@ -23,7 +23,6 @@ sends them, registered with the fake so callbacks find their channel.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import threading
@@ -31,12 +30,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
 from connectors.discord.render import validate_discord_message
+from tests.fakes.http import AiohttpServer
 
 BOT_ID = "1100000000000000001"
 APP_ID = "1100000000000000002"
@@ -95,8 +94,10 @@ BOT_USER = user(BOT_ID, "paperbot", bot=True)
 
 
 @dataclass
-class FakeDiscordAPI:
+class FakeDiscordAPI(AiohttpServer):
     """The fake. Use as a context manager; `base_url` ends in `/api/v10`."""
+
+    thread_name = "fake-discord"
 
     token: str = TOKEN
     calls: list[ApiCall] = field(default_factory=list)
@@ -110,51 +111,12 @@ class FakeDiscordAPI:
         self._lock = threading.Condition()
         self._interactions: dict[str, _Interaction] = {}
         self._failures: list[tuple[str, int, float]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     # -- running -------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v10"
-
-    def start(self) -> Self:
-        started = threading.Event()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            runner = web.AppRunner(self._app(), access_log=None)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="fake-discord", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake Discord API did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
 
     # -- setup and inspection ------------------------------------------------------------
 
@@ -580,9 +542,7 @@ class FakeDiscordAPI:
     async def _one(self, request: web.Request, body: Any) -> web.Response:
         channel_id, message_id = request.match_info["channel_id"], request.match_info["message_id"]
         with self._lock:
-            message = next(
-                (m for m in self.messages.get(channel_id, []) if m["id"] == message_id), None
-            )
+            message = self._in_channel(channel_id, message_id)
             if message is None:
                 return _error(404, 10008, "Unknown Message")
             if request.method == "DELETE":
@@ -597,9 +557,7 @@ class FakeDiscordAPI:
     async def _new_thread(self, request: web.Request, body: Any) -> web.Response:
         channel_id, message_id = request.match_info["channel_id"], request.match_info["message_id"]
         with self._lock:
-            message = next(
-                (m for m in self.messages.get(channel_id, []) if m["id"] == message_id), None
-            )
+            message = self._in_channel(channel_id, message_id)
             if message is None:
                 return _error(404, 10008, "Unknown Message")
             if message.get("thread"):
@@ -658,6 +616,10 @@ class FakeDiscordAPI:
             "edited_timestamp": None,
             "flags": flags,
         }
+
+    def _in_channel(self, channel_id: str, message_id: str) -> dict[str, Any] | None:
+        """The stored message `message_id` of `channel_id` (callers hold the lock)."""
+        return next((m for m in self.messages.get(channel_id, []) if m["id"] == message_id), None)
 
     def _store(self, message: dict[str, Any]) -> None:
         if message["flags"] & EPHEMERAL:

@@ -38,14 +38,14 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import WSMsgType, web
 
 from tests.fakes.discord_api import APP_ID, BOT_ID, BOT_USER, GUILD_ID, TOKEN, FakeDiscordAPI
+from tests.fakes.http import AiohttpServer
 
 T = TypeVar("T")
 
@@ -128,8 +128,10 @@ class _Connection:
             transport.abort()
 
 
-class FakeDiscordGateway:
+class FakeDiscordGateway(AiohttpServer):
     """The fake. Use as a context manager; `url` is what `GET /gateway/bot` answers."""
+
+    thread_name = "fake-discord-gateway"
 
     def __init__(
         self,
@@ -156,19 +158,8 @@ class FakeDiscordGateway:
         self._closing: set[asyncio.Task[Any]] = set()
         self._live = False  # a connection receives the session's events (for waiting threads)
         self._opened: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     # -- running -------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -179,46 +170,24 @@ class FakeDiscordGateway:
         return f"ws://127.0.0.1:{self.port}/resume"
 
     def start(self) -> Self:
-        started = threading.Event()
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            self._opened = asyncio.Event()
-            self._opened.set()
-            app = web.Application()
-            app.router.add_get("/", self._serve_connection)
-            app.router.add_get("/resume", self._serve_connection)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-            loop.run_forever()
-            for connection in list(self._connections):
-                connection.cut()
-            self._opened.set()  # held connections end too
-            loop.run_until_complete(runner.cleanup())
-            left = asyncio.all_tasks(loop)
-            for task in left:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="fake-discord-gateway", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake Discord gateway did not start")
-        if self.api is not None:
+        super().start()
+        if self.api is not None:  # the REST fake's GET /gateway/bot answers this address
             self.api.gateway_url = self.url
         return self
 
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+    def _app(self) -> web.Application:
+        self._opened = asyncio.Event()
+        self._opened.set()
+        app = web.Application()
+        app.router.add_get("/", self._serve_connection)
+        app.router.add_get("/resume", self._serve_connection)
+        return app
+
+    async def _before_shutdown(self) -> None:
+        for connection in list(self._connections):
+            connection.cut()
+        if self._opened is not None:
+            self._opened.set()  # held connections end too
 
     # -- driving the client --------------------------------------------------------------
 
@@ -498,11 +467,6 @@ class FakeDiscordGateway:
         }
 
     # -- plumbing ------------------------------------------------------------------------
-
-    def _call(self, work: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        """Run `work` on the gateway's loop (from a test's thread) and return its result."""
-        assert self._loop is not None, "start the fake gateway first"
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
     def _record(self, op: GatewayOp) -> None:
         with self._lock:

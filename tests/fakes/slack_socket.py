@@ -19,17 +19,16 @@ WebSocket pings are answered (aiohttp's autoping).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import threading
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.http import AiohttpServer
 
 LINK_PATH = "/link/"
 
@@ -61,11 +60,13 @@ class EnvelopeAck:
     connection: int
 
 
-class FakeSocketMode:
+class FakeSocketMode(AiohttpServer):
     """The fake server. Use as a context manager (or `start()`/`stop()`).
 
     `greet=False` makes it accept connections without ever sending `hello` (a server
     that is not ready for the app)."""
+
+    thread_name = "fake-socket-mode"
 
     def __init__(self, app_id: str = "A1", greet: bool = True) -> None:
         self.app_id = app_id
@@ -78,43 +79,6 @@ class FakeSocketMode:
         self._tickets: list[str] = []
         self._numbers = itertools.count(1)
         self._cond = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> Self:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="fake-socket-mode", daemon=True
-        )
-        self._thread.start()
-        self._run(self._serve())
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        if self._runner is not None:
-            self._run(self._runner.cleanup(), timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- what apps.connections.open hands out --------------------------------------------
 
@@ -233,7 +197,7 @@ class FakeSocketMode:
         """Close the newest connection with a WebSocket close frame."""
         connection = self._newest_open()
         assert connection.ws is not None
-        self._run(connection.ws.close(code=code, message=b"going away"))
+        self._call(connection.ws.close(code=code, message=b"going away"))
         return connection
 
     def drop(self) -> SocketConnection:
@@ -256,21 +220,12 @@ class FakeSocketMode:
 
     def _send(self, connection: SocketConnection, message: dict[str, Any]) -> None:
         assert connection.ws is not None
-        self._run(connection.ws.send_str(json.dumps(message)))
+        self._call(connection.ws.send_str(json.dumps(message)))
 
-    def _run(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 5.0) -> Any:
-        assert self._loop is not None, "start the server first"
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
-    async def _serve(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(LINK_PATH, self._link)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
+        return app
 
     async def _link(self, request: web.Request) -> web.StreamResponse:
         ticket = request.query.get("ticket")
