@@ -221,3 +221,21 @@ def test_payload_builders_of_the_fake_are_plain_json() -> None:
     payload = api.command("search", channel, query="moe")
     assert json.loads(json.dumps(payload)) == payload
     assert tr.command_to_message(payload).text == "search moe"
+
+
+def test_hostile_text_in_a_question_or_a_paper_pings_nobody_and_stays_literal() -> None:
+    hostile = "@everyone <@&123456789012345678> **loud** [click](https://evil.example) `x`"
+    reply = Reply(
+        f"Quoted: {hostile}",
+        (Citation(1, "2407.08608", hostile, None, None, None, hostile),),
+        kind="answer",
+        mode="extractive",
+    )
+    public = tr.reply_messages(reply, asked=("2000000000000000001", hostile), feedback=True)
+    private = tr.text_messages(f"Unknown command `{hostile}`.")  # only the asker sees it
+    for message in public + private:
+        assert message["allowed_mentions"] == {"parse": []}
+        assert not validate_discord_message(message)
+    shown = json.dumps(public)
+    assert "\\\\*\\\\*loud\\\\*\\\\*" in shown  # markdown escaped, not rendered bold
+    assert "[click](https://evil.example)" not in shown  # no masked link from user text
