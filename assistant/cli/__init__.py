@@ -29,7 +29,9 @@ __all__ = ["SAMPLE_WEEK", "app", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the CLI: user errors print their message and exit 2; bugs exit 1 with a trace."""
+    """Run the CLI: user errors print their message and exit 2 (usage errors with the usage
+    line); a data dir that cannot be used prints one line naming it and exits 1; bugs exit
+    1 with a trace."""
     try:
         level = load_settings().log_level.upper()
         logging.basicConfig(
@@ -44,14 +46,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and bugs
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: Typer's own click since 0.2x
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"Error: {exc.format_message()}", markup=False)
+        if "unexpected extra argument" in exc.format_message():
+            err.print('Put text with spaces in quotes: paperbot ask "what is LoRA?"', markup=False)
+        sys.exit(exc.exit_code)
+    except Exception:
         log.exception("paperbot failed")
         err.print("[red]paperbot failed unexpectedly[/]; the traceback is above.")
         sys.exit(1)

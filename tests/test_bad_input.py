@@ -1,0 +1,45 @@
+"""Every bad input a hostile user or a careless operator gave the CLI in issue 15, in one
+list: each gets a short message (no traceback) and the documented exit code.
+
+Exit 2: the input is wrong (usage errors, malformed or oversized input); exit 1: the data dir
+cannot be used (disk full, read-only, corrupt), with one line naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run
+
+USAGE_ERRORS = [
+    (("ask", "what", "is", "X"), "unexpected extra argument"),
+    (("search", "attention", "--bogus"), "No such option: --bogus"),
+    (("search", "attention", "--k", "100000000"), "--k"),
+    (("ingest", "arxiv-dump", "dump.jsonl", "--limit", "0"), "--limit"),
+    (("digest", "show", "--format", "exe"), "'exe' is not one of"),
+]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(path))
+    return path
+
+
+def assert_short(err: str, lines: int = 6) -> None:
+    assert "Traceback" not in err
+    assert len([x for x in err.splitlines() if x.strip()]) <= lines, err
+
+
+@pytest.mark.parametrize(("args", "message"), USAGE_ERRORS)
+def test_usage_errors_print_the_usage_line_and_exit_2(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert "Usage: " in err and message in err
+    assert_short(err)
+    assert not data_dir.exists()  # nothing was opened, let alone changed
