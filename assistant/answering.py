@@ -29,6 +29,7 @@ from assistant.quotes import best_quote, quote_spans, sentence_spans
 from assistant.search import Searcher
 from assistant.settings import AnswerSettings, LLMSettings
 from assistant.sparse import tokenize
+from assistant.textclean import visible_text
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,8 @@ class Answerer:
         return self._chat is not None
 
     def validate(self, question: str) -> str:
-        text = " ".join(question.split())
+        """The question's visible text, or InvalidInputError if it is empty or too long."""
+        text = visible_text(question)
         if not text:
             raise InvalidInputError("Ask a question, e.g. `/paper ask what is new in LoRA?`")
         limit = self._settings.max_question_chars

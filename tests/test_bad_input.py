@@ -43,3 +43,22 @@ def test_usage_errors_print_the_usage_line_and_exit_2(
     assert "Usage: " in err and message in err
     assert_short(err)
     assert not data_dir.exists()  # nothing was opened, let alone changed
+
+
+INVISIBLE_QUERIES = [
+    "\x00\x00\x00",
+    "\u200b\u200c\u200d\ufeff\u2060",
+    "\x1b[31m\x1b[0m",
+    "\x1b]0;x\x07",
+]
+
+
+@pytest.mark.parametrize("query", INVISIBLE_QUERIES)
+@pytest.mark.parametrize("verb", ["search", "ask"])
+def test_a_query_of_invisible_characters_is_empty(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], verb: str, query: str
+) -> None:
+    code, _, err = run(capsys, verb, query)
+    assert code == 2
+    assert "empty" in err or "Ask a question" in err
+    assert_short(err)
