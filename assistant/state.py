@@ -306,13 +306,17 @@ class StateStore:
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".partial")
         partial.unlink(missing_ok=True)
-        target = sqlite3.connect(partial)
         try:
-            with self._lock:
-                self._conn.backup(target)
-        finally:
-            target.close()
-        partial.replace(destination)  # never leave a half-written copy under the real name
+            target = sqlite3.connect(partial)
+            try:
+                with self._lock:
+                    self._conn.backup(target)
+            finally:
+                target.close()
+            partial.replace(destination)  # never a half-written copy under the real name
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return destination.stat().st_size
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import run
+from tests.test_cli import json_lines, run
 
 USAGE_ERRORS = [
     (("ask", "what", "is", "X"), "unexpected extra argument"),
@@ -62,3 +62,49 @@ def test_a_query_of_invisible_characters_is_empty(
     assert code == 2
     assert "empty" in err or "Ask a question" in err
     assert_short(err)
+
+
+def test_backup_into_a_directory_writes_a_new_file_there(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    code, out, err = run(capsys, "backup", str(backups), "--json")
+    assert code == 0, err
+    written = Path(json_lines(out)[0]["backup"])  # type: ignore[arg-type]
+    assert written.parent == backups and written.suffix == ".sqlite3"
+    assert [p.name for p in backups.iterdir()] == [written.name]  # no .partial left
+    assert not (tmp_path / "backups.partial").exists()
+
+
+def test_backup_never_replaces_an_existing_file_unasked_nor_a_live_database(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    earlier = tmp_path / "earlier.sqlite3"
+    earlier.write_bytes(b"an earlier backup")
+    code, _, err = run(capsys, "backup", str(earlier))
+    assert code == 2 and "already exists" in err and "--overwrite" in err
+    assert earlier.read_bytes() == b"an earlier backup"
+    code, _, err = run(capsys, "backup", str(earlier), "--overwrite")
+    assert code == 0, err
+    assert earlier.read_bytes().startswith(b"SQLite format 3")
+    # another data dir's live database: refused even with --overwrite
+    other = tmp_path / "other" / "paperbot.sqlite3"
+    other.parent.mkdir()
+    other.write_bytes(b"live")
+    (other.parent / "paperbot.sqlite3-wal").write_bytes(b"")
+    code, _, err = run(capsys, "backup", str(other), "--overwrite")
+    assert code == 2 and "in use" in err
+    assert other.read_bytes() == b"live"
+    assert_short(err)
+
+
+def test_backup_to_an_unwritable_place_says_so_and_leaves_nothing(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = run(capsys, "backup", str(blocker / "copy.sqlite3"))
+    assert code == 2 and "Cannot write the backup" in err
+    assert_short(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "file"]
