@@ -7,11 +7,16 @@ cannot be used (disk full, read-only, corrupt), with one line naming it.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.test_cli import json_lines, run
+from tests.test_cli import SAMPLE, ingested, json_lines, run
+
+__all__ = ["ingested"]  # the fixture, shared with test_cli
 
 USAGE_ERRORS = [
     (("ask", "what", "is", "X"), "unexpected extra argument"),
@@ -108,3 +113,95 @@ def test_backup_to_an_unwritable_place_says_so_and_leaves_nothing(
     assert code == 2 and "Cannot write the backup" in err
     assert_short(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "file"]
+
+
+# -- a data dir that cannot be used: one line naming it, exit 1 ----------------------------
+
+
+@pytest.fixture
+def stored(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A data dir with a state database (no papers: the failures come before them)."""
+    code, _, err = run(capsys, "stats")
+    assert code == 0, err
+    return data_dir
+
+
+def assert_names_the_data_dir(err: str, data_dir: Path, what: str) -> None:
+    lines = [x for x in err.splitlines() if x.strip() and "ingesting" not in x]  # progress
+    assert len(lines) == 1, err
+    assert str(data_dir) in lines[0] and what in lines[0]
+    assert "Traceback" not in err
+
+
+def _sqlite_connect_with(
+    monkeypatch: pytest.MonkeyPatch, after_open: str | None = None, uri_mode: str | None = None
+) -> None:
+    """Make every SQLite connection of this process behave like one on a full disk
+    (no page beyond the current ones) or a read-only one: real SQLite errors."""
+    real = sqlite3.connect
+
+    def connect(path: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if uri_mode is not None:
+            path, kwargs["uri"] = f"file:{path}?mode={uri_mode}", True
+        conn = real(path, *args, **kwargs)
+        if after_open is not None:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(after_open.format(pages=pages))
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
+def test_a_full_disk_is_one_line_naming_the_data_dir(
+    stored: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_connect_with(monkeypatch, after_open="PRAGMA max_page_count = {pages}")
+    code, _, err = run(capsys, "ingest", "potw", "--file", str(SAMPLE), "--all", "--offline")
+    assert code == 1
+    assert_names_the_data_dir(err, stored, "disk is full")
+
+
+def test_a_read_only_state_is_one_line_naming_the_data_dir(
+    stored: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sqlite_connect_with(monkeypatch, uri_mode="ro")
+    code, _, err = run(capsys, "ingest", "potw", "--file", str(SAMPLE), "--all", "--offline")
+    assert code == 1
+    assert_names_the_data_dir(err, stored, "read-only")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_data_dir_without_write_permission_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(locked / "data"))
+    code, _, err = run(capsys, "stats")
+    assert code == 1
+    assert_names_the_data_dir(err, locked / "data", "not writable")
+
+
+def test_a_corrupt_state_file_is_one_line_naming_the_data_dir(
+    stored: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = stored / "paperbot.sqlite3"
+    for leftover in stored.glob("paperbot.sqlite3-*"):
+        leftover.unlink()
+    state.write_bytes(b"\x13garbage that is not SQLite" * 400)
+    code, _, err = run(capsys, "stats")
+    assert code == 1
+    assert_names_the_data_dir(err, stored, "not a SQLite database")
+
+
+def test_an_emptied_state_file_is_refused_not_silently_recreated(
+    ingested: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for leftover in ingested.glob("paperbot.sqlite3-*"):
+        leftover.unlink()
+    (ingested / "paperbot.sqlite3").write_bytes(b"")
+    code, _, err = run(capsys, "search", "FlashAttention-3")
+    assert code == 1
+    assert "0 bytes" in err and str(ingested) in err
+    assert_short(err, lines=1)
+    assert (ingested / "paperbot.sqlite3").stat().st_size == 0  # left for the operator

@@ -11,21 +11,33 @@ for scripts. Each module registers its commands on the shared Typer app:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from assistant.cli import demo, digest, index, ingest, read, serve  # noqa: F401  (registers)
 from assistant.cli.common import app, err, log
 from assistant.cli.demo import SAMPLE_WEEK
-from assistant.errors import UserError
+from assistant.errors import DataDirError, UserError
 from assistant.settings import load_settings
+from assistant.state import storage_failure
 
 __all__ = ["SAMPLE_WEEK", "app", "main"]
 
 
 # -- entry point ---------------------------------------------------------------------
+
+
+def data_dir() -> Path:
+    """The data dir the settings name (for messages; never raises)."""
+    try:
+        return load_settings().data_dir
+    except Exception:
+        return Path(os.environ.get("PAPERBOT_DATA_DIR", "data"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -41,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except UserError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         err.print("aborted")
@@ -57,7 +69,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "unexpected extra argument" in exc.format_message():
             err.print('Put text with spaces in quotes: paperbot ask "what is LoRA?"', markup=False)
         sys.exit(exc.exit_code)
-    except Exception:
+    except DataDirError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as exc:
+        failure = storage_failure(exc, data_dir())
+        if failure is not None:  # disk full or read-only while working
+            err.print(f"error: {failure}", markup=False, soft_wrap=True)
+            sys.exit(1)
         log.exception("paperbot failed")
         err.print("[red]paperbot failed unexpectedly[/]; the traceback is above.")
         sys.exit(1)

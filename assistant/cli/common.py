@@ -97,6 +97,7 @@ def parse_week(value: str | None) -> date | None:
 def runtime() -> Iterator[Runtime]:
     settings = load_settings()
     with Runtime(settings) as rt:
+        rt.store  # noqa: B018  (open the state first: an unusable data dir stops here)
         yield rt
 
 
