@@ -7,6 +7,7 @@ cannot be used (disk full, read-only, corrupt), with one line naming it.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import FIXTURES
 from tests.test_cli import SAMPLE, ingested, json_lines, run
 
 __all__ = ["ingested"]  # the fixture, shared with test_cli
@@ -205,3 +207,112 @@ def test_an_emptied_state_file_is_refused_not_silently_recreated(
     assert "0 bytes" in err and str(ingested) in err
     assert_short(err, lines=1)
     assert (ingested / "paperbot.sqlite3").stat().st_size == 0  # left for the operator
+
+
+# -- oversized and malformed input: bounded, reported, the rest ingested -------------------
+
+POTW_HEAD = """## Top ML Papers of the Week (July 8 - July 14) - 2024
+| **Paper**  | **Links** |
+| ------------- | ------------- |
+"""
+GOOD_ROW = (
+    "| 2) **Qwen2 Technical Report** - open language models. "
+    "| [Paper](https://arxiv.org/abs/2407.10671) |\n"
+)
+
+
+def test_an_oversized_row_is_skipped_with_its_size_and_the_rest_ingested(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    huge = " ".join(["attention"] * 100_000)  # 1 MB of description, the limit is 20,000
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        POTW_HEAD
+        + f"| 1) **FlashAttention-3** - {huge} | [Paper](https://arxiv.org/abs/2407.08608) |\n"
+        + GOOD_ROW
+    )
+    code, out, err = run(
+        capsys, "ingest", "potw", "--file", str(readme), "--all", "--offline", "--json"
+    )
+    assert code == 0, err
+    report = json_lines(out)[0]
+    assert report["new_papers"] == 1
+    [problem] = report["problems"]  # type: ignore[misc]
+    assert "2407.08608" in problem and "1,000,000 characters" in problem and "20,000" in problem
+    code, out, _ = run(capsys, "stats", "--json")
+    assert json_lines(out)[0]["papers"] == 1
+    assert (data_dir / "paperbot.sqlite3").stat().st_size < 2_000_000  # the text was not kept
+
+
+def test_an_oversized_dump_title_is_skipped(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump.jsonl"
+    good = (FIXTURES / "arxiv_dump_sample.jsonl").read_text().splitlines()
+    row = json.loads(good[0])
+    row["title"] = "x" * 2_000_000
+    dump.write_text("\n".join([json.dumps(row), *good[1:]]) + "\n")
+    code, out, err = run(capsys, "ingest", "arxiv-dump", str(dump), "--json")
+    assert code == 0, err
+    report = json_lines(out)[0]
+    assert report["records"] >= 4
+    problem = next(p for p in report["problems"] if row["id"] in p)  # type: ignore[attr-defined]
+    assert "title is 2,000,000 characters" in problem
+    assert len(problem) < 400
+    code, _, _ = run(capsys, "show", row["id"])
+    assert code == 2  # not stored
+
+
+def test_a_bad_line_is_not_echoed_whole(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    papers = tmp_path / "papers.txt"
+    papers.write_text("2407.08608\n" + "y" * 5_000_000 + "\nnot-an-id " + "z" * 100_000 + "\n")
+    code, out, err = run(capsys, "ingest", "list", str(papers), "--offline", "--json")
+    assert code == 0, err
+    assert len(out) < 2_000  # the report quotes what was wrong, not 5 MB of it
+    problems = json_lines(out)[0]["problems"]
+    assert len(problems) == 2 and "5,000,000 characters" in problems[0]  # type: ignore[arg-type,index]
+
+
+def test_a_list_file_too_big_to_be_a_list_is_refused(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    readme = tmp_path / "README.md"
+    with readme.open("w") as f:
+        f.write(POTW_HEAD + GOOD_ROW)
+        f.write(("padding " * 1000 + "\n") * 2_700)  # 21.6 MB
+    code, _, err = run(capsys, "ingest", "potw", "--file", str(readme), "--all", "--offline")
+    assert code == 2
+    assert "at most 20 MB" in err
+    assert_short(err, lines=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "text"),
+    [
+        (
+            ("potw", "--file", "{file}", "--all", "--offline"),
+            "README.md",
+            POTW_HEAD + "| 1) **No link at all** - nothing to key it by | |\n",
+        ),
+        (("list", "{file}", "--offline"), "papers.txt", "not-an-id\nalso not one\n"),
+        (("arxiv-dump", "{file}"), "dump.jsonl", '{"id": "2401.99999", "title": "cut of\n'),
+    ],
+)
+def test_nothing_usable_exits_2_and_changes_nothing(
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    name: str,
+    text: str,
+) -> None:
+    source = tmp_path / name
+    source.write_text(text)
+    code, _, err = run(capsys, "ingest", *(a.format(file=source) for a in args))
+    assert code == 2, err
+    assert "Nothing usable was read" in err
+    assert "Traceback" not in err
+    _, out, _ = run(capsys, "stats", "--json")
+    assert json_lines(out)[0]["papers"] == 0
