@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup demo test lint typecheck check bench clean
+.PHONY: setup demo test test-slow lint typecheck check bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,10 @@ demo: setup
 	$(BIN)/paperbot demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
 	$(BIN)/ruff check .
@@ -31,13 +34,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-check: lint typecheck test
+check: lint typecheck test test-slow
 
 bench: setup
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/connectors.py
+	$(BIN)/python bench/slack_http.py
 	$(BIN)/python bench/soak.py
 
 clean:

@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from assistant.conversations import ConversationStore, Scope, Turn
@@ -23,12 +24,19 @@ from assistant.embedding import Embedder, dot, embed_unique
 from assistant.errors import InvalidInputError
 from assistant.index import ChunkHit, SearchFilter
 from assistant.language import detect_language, language_name
-from assistant.llm import ChatMessage, ChatModel, LLMUnavailableError
+from assistant.llm import (
+    ChatMessage,
+    ChatModel,
+    Completion,
+    LLMUnavailableError,
+    estimate_call_tokens,
+)
 from assistant.messages import Citation
 from assistant.quotes import best_quote, quote_spans, sentence_spans
 from assistant.search import Searcher
 from assistant.settings import AnswerSettings, LLMSettings
 from assistant.sparse import tokenize
+from assistant.textclean import visible_text
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +119,10 @@ def content_terms(text: str) -> set[str]:
     }
 
 
+class _OverBudget(Exception):
+    """The day's LLM token budget cannot cover the call about to be made."""
+
+
 class Answerer:
     """Answers questions within a scope, from retrieved passages."""
 
@@ -137,7 +149,8 @@ class Answerer:
         return self._chat is not None
 
     def validate(self, question: str) -> str:
-        text = " ".join(question.split())
+        """The question's visible text, or InvalidInputError if it is empty or too long."""
+        text = visible_text(question)
         if not text:
             raise InvalidInputError("Ask a question, e.g. `/paper ask what is new in LoRA?`")
         limit = self._settings.max_question_chars
@@ -165,13 +178,12 @@ class Answerer:
             return Answer(self._nothing(language, scope), "none", language, (), standalone)
         note = None
         if self._chat is not None:
-            if self._budget_left():
-                try:
-                    return self._generate(text, standalone, language, hits, history, on_delta)
-                except LLMUnavailableError as exc:
-                    log.warning("LLM unavailable, answering extractively: %s", exc)
-                    note = text_for(language, "fallback", reason=str(exc))
-            else:
+            try:
+                return self._generate(text, standalone, language, hits, history, on_delta)
+            except LLMUnavailableError as exc:
+                log.warning("LLM unavailable, answering extractively: %s", exc)
+                note = text_for(language, "fallback", reason=str(exc))
+            except _OverBudget:
                 note = text_for(language, "fallback", reason=text_for(language, "budget"))
         return self._extract(standalone, language, hits, note)
 
@@ -231,11 +243,13 @@ class Answerer:
     def _standalone(self, question: str, history: Sequence[Turn], language: str) -> str:
         """The question rewritten to stand alone (and in English, for retrieval)."""
         asked = [t for t in history if t.role == "user"]
-        if self._chat is not None and (asked or language != "en") and self._budget_left():
+        if self._chat is not None and (asked or language != "en"):
             try:
                 return self._condense_with_llm(question, history)
             except LLMUnavailableError as exc:
                 log.warning("could not condense with the LLM: %s", exc)
+            except _OverBudget:
+                log.info("the daily LLM token budget leaves no room to condense a question")
         if not asked:
             return question
         previous = asked[-1].standalone or asked[-1].text
@@ -255,16 +269,33 @@ class Answerer:
                 "user", f"Conversation so far:\n{convo or '(none)'}\n\nLatest question: {question}"
             ),
         ]
-        completion = self._chat.complete(messages, max_tokens=80)
-        self._conversations.add_llm_usage(completion.prompt_tokens + completion.completion_tokens)
+        completion = self._complete(messages, max_tokens=80)
         rewritten = completion.text.strip().strip('"').splitlines()[0] if completion.text else ""
         return rewritten[: self._settings.max_question_chars] or question
 
     # -- answering -----------------------------------------------------------------
 
-    def _budget_left(self) -> bool:
+    def _complete(
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """One LLM call, made only if its estimate fits in what is left of the day's token
+        budget (raises _OverBudget otherwise); the budget then counts what it really used."""
+        assert self._chat is not None
+        estimate = estimate_call_tokens(messages, max_tokens)
+        day = datetime.now(UTC).date()
         budget = self._llm.daily_token_budget
-        return budget > 0 and self._conversations.llm_tokens_used() < budget
+        if budget <= 0 or not self._conversations.reserve_llm_tokens(estimate, budget, day):
+            raise _OverBudget
+        used = 0
+        try:
+            completion = self._chat.complete(messages, max_tokens=max_tokens, on_delta=on_delta)
+            used = completion.prompt_tokens + completion.completion_tokens
+        finally:
+            self._conversations.settle_llm_tokens(estimate, used, day)
+        return completion
 
     def _generate(
         self,
@@ -277,10 +308,7 @@ class Answerer:
     ) -> Answer:
         assert self._chat is not None
         messages = build_messages(question, language, hits, history)
-        completion = self._chat.complete(
-            messages, max_tokens=self._llm.max_tokens, on_delta=on_delta
-        )
-        self._conversations.add_llm_usage(completion.prompt_tokens + completion.completion_tokens)
+        completion = self._complete(messages, self._llm.max_tokens, on_delta)
         text, numbers = clean_citations(completion.text, len(hits))
         if not text.strip():
             raise LLMUnavailableError("the model returned an empty answer")

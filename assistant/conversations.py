@@ -181,13 +181,31 @@ class ConversationStore:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def add_llm_usage(self, tokens: int, day: date | None = None) -> None:
+    def reserve_llm_tokens(self, tokens: int, budget: int, day: date | None = None) -> bool:
+        """Count `tokens` (a call's estimate) against the day's `budget` before the call,
+        if they fit: False when they do not. One transaction, so concurrent calls cannot
+        all pass the check and overrun the budget together; `settle_llm_tokens` corrects
+        the count to what the call really used."""
         day = day or datetime.now(UTC).date()
         with self._store.transaction() as conn:
+            row = conn.execute(
+                "SELECT tokens FROM llm_usage WHERE day = ?", (day.isoformat(),)
+            ).fetchone()
+            if (int(row[0]) if row else 0) + tokens > budget:
+                return False
             conn.execute(
                 "INSERT INTO llm_usage (day, tokens, calls) VALUES (?, ?, 1) ON CONFLICT(day) "
                 "DO UPDATE SET tokens = tokens + excluded.tokens, calls = calls + 1",
                 (day.isoformat(), tokens),
+            )
+        return True
+
+    def settle_llm_tokens(self, reserved: int, used: int, day: date) -> None:
+        """Replace a reservation made on `day` by what the call used (0 if it failed)."""
+        with self._store.transaction() as conn:
+            conn.execute(
+                "UPDATE llm_usage SET tokens = MAX(0, tokens + ?) WHERE day = ?",
+                (used - reserved, day.isoformat()),
             )
 
     def llm_tokens_used(self, day: date | None = None) -> int:

@@ -38,3 +38,8 @@ class SourceUnavailableError(SourceError):
 
 class IndexUnavailableError(UserError):
     """The vector index cannot be opened or reached right now."""
+
+
+class DataDirError(PaperbotError):
+    """The data dir cannot be used: disk full, read-only, or a corrupt or emptied state
+    file. Not the user's input: the CLI prints the message (naming the dir) and exits 1."""

@@ -88,6 +88,30 @@ class IngestReport:
         return data
 
 
+# What a real paper's record stays well within (arXiv caps abstracts at 1,920 characters;
+# a list row's description is a paragraph or two). Bigger is broken or hostile input.
+MAX_TITLE_CHARS = 1_000
+MAX_TEXT_CHARS = 20_000
+MAX_AUTHORS = 5_000
+MAX_AUTHOR_CHARS = 300
+
+
+def oversized(record: PaperRecord) -> str | None:
+    """Why `record` is too big to store (which field, how big, the limit), or None."""
+    fields = [("title", record.title or "", MAX_TITLE_CHARS)]
+    fields.append(("abstract", record.abstract or "", MAX_TEXT_CHARS))
+    if record.listing is not None:
+        fields.append(("list title", record.listing.title, MAX_TITLE_CHARS))
+        fields.append(("description", record.listing.description, MAX_TEXT_CHARS))
+    fields += [("an author's name", a, MAX_AUTHOR_CHARS) for a in record.authors]
+    for name, text, limit in fields:
+        if len(text) > limit:
+            return f"the {name} is {len(text):,} characters long; the limit is {limit:,}"
+    if len(record.authors) > MAX_AUTHORS:
+        return f"{len(record.authors):,} authors; the limit is {MAX_AUTHORS:,}"
+    return None
+
+
 def _windows(items: Iterable[object], size: int) -> Iterator[list[object]]:
     iterator = iter(items)
     while window := list(islice(iterator, size)):
@@ -184,6 +208,10 @@ class Ingestor:
                 report.problems.append(item)
                 continue
             assert isinstance(item, PaperRecord)
+            too_big = oversized(item)
+            if too_big is not None:
+                report.problems.append(Problem(f"{item.source} {item.paper_id}", too_big))
+                continue
             report.records += 1
             result = self._store.upsert_record(item)
             if result.created:

@@ -205,6 +205,18 @@ class OpenAIChatModel:
         )
 
 
+def estimate_call_tokens(messages: Sequence[ChatMessage], max_tokens: int) -> int:
+    """An upper estimate of what a call can cost, to check a budget before making it: the
+    prompt (about 3 characters a token for ASCII text, 1.5 tokens a character otherwise,
+    plus a few per message) and the longest answer allowed."""
+    prompt = 0.0
+    for message in messages:
+        text = message.content
+        ascii_chars = sum(1 for c in text if c.isascii())
+        prompt += ascii_chars / 3 + (len(text) - ascii_chars) * 1.5 + 8
+    return math.ceil(prompt) + max_tokens
+
+
 def estimate_tokens(words: int) -> int:
     """Tokens for `words` words, for servers that report no usage (about 1.3 per word)."""
     return math.ceil(words * TOKENS_PER_WORD)

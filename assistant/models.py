@@ -50,8 +50,23 @@ class Problem:
     where: str
     message: str
 
+    def __post_init__(self) -> None:
+        # A problem quotes the input it could not use: never a whole 50 MB line of it.
+        object.__setattr__(self, "where", clip(self.where, PROBLEM_CHARS))
+        object.__setattr__(self, "message", clip(self.message, PROBLEM_CHARS))
+
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
+
+
+PROBLEM_CHARS = 300
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)

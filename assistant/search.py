@@ -16,13 +16,15 @@ from assistant.index import ChunkHit, SearchFilter, SearchMode, VectorIndex
 from assistant.models import SearchHit
 from assistant.settings import SearchSettings
 from assistant.sparse import query_vector, tokenize
+from assistant.textclean import visible_text
 
 SNIPPET_CHARS = 280
 
 
 def validate_query(query: str, max_chars: int) -> str:
-    """The query stripped, or InvalidInputError if it is empty or too long."""
-    text = " ".join(query.split())
+    """The query's visible text (no control, zero-width or escape characters), or
+    InvalidInputError if that is empty or too long."""
+    text = visible_text(query)
     if not text:
         raise InvalidInputError("The query is empty: say what to look for, e.g. `search LoRA`.")
     if len(text) > max_chars:

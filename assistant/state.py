@@ -8,6 +8,7 @@ The database is the source of truth; the vector index can always be rebuilt from
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from assistant.errors import DataDirError
 from assistant.ids import is_arxiv_key
 from assistant.models import Chunk, Link, Listing, Paper, PaperRecord
 
@@ -238,6 +240,54 @@ class IndexStatus:
         return self.content_hash is not None or self.pending_hash is not None
 
 
+_SQLITE_FAILURES = (
+    ("SQLITE_FULL", "the disk is full", "free some space"),
+    ("SQLITE_READONLY", "it is read-only", "make it writable"),
+    ("SQLITE_PERM", "it is read-only", "make it writable"),
+    ("SQLITE_CANTOPEN", "the state file cannot be opened", "check that it is writable"),
+    ("SQLITE_NOTADB", "the state file is not a SQLite database", "restore it from a backup"),
+    ("SQLITE_CORRUPT", "the state file is corrupt", "restore it from a backup"),
+    ("SQLITE_IOERR", "reading or writing it failed", "check the disk"),
+)
+_OS_FAILURES = {
+    errno.ENOSPC: ("the disk is full", "free some space"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space"),
+    errno.EROFS: ("it is on a read-only file system", "use a writable place"),
+    errno.EACCES: ("it is not writable", "make it writable"),
+    errno.EPERM: ("it is not writable", "make it writable"),
+    errno.ENOTDIR: ("part of its path is a file", "fix the path"),
+}
+
+
+def storage_failure(exc: BaseException, data_dir: Path) -> str | None:
+    """One line naming the data dir, when `exc` says it cannot be used (disk full,
+    read-only, corrupt); None for any other error."""
+    found: tuple[str, str] | None = None
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        found = next((f[1:] for f in _SQLITE_FAILURES if name.startswith(f[0])), None)
+    elif isinstance(exc, OSError) and exc.errno in _OS_FAILURES:
+        if exc.errno in (errno.EACCES, errno.EPERM) and not _within(exc.filename, data_dir):
+            return None
+        found = _OS_FAILURES[exc.errno]
+    if found is None:
+        return None
+    what, fix = found
+    return (
+        f"Cannot use the data dir {data_dir}: {what} ({exc}). {fix.capitalize()}, or point "
+        "PAPERBOT_DATA_DIR at another directory."
+    )
+
+
+def _within(filename: object, directory: Path) -> bool:
+    if not isinstance(filename, str | Path):
+        return False
+    try:
+        return Path(filename).resolve().is_relative_to(directory.resolve())
+    except OSError:
+        return False
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -259,14 +309,28 @@ class StateStore:
 
     @classmethod
     def open(cls, path: Path) -> StateStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        store = cls(conn)
-        store.migrate()
+        """Open (or create) the database and apply migrations. Raises DataDirError when
+        the file or its directory cannot be used, and for a 0-byte file: SQLite would
+        silently start an empty database there while the index still holds the papers."""
+        if path.is_file() and path.stat().st_size == 0:
+            raise DataDirError(
+                f"The state file {path} is empty (0 bytes): it was truncated or replaced. "
+                "Restore it from a backup (`paperbot backup`), or delete it to start over "
+                "and then run `paperbot index rebuild`."
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store = cls(conn)
+            store.migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise DataDirError(
+                storage_failure(exc, path.parent) or f"Cannot open {path}: {exc}"
+            ) from exc
         return store
 
     def close(self) -> None:
@@ -296,7 +360,8 @@ class StateStore:
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite already rolled back on a full disk
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
@@ -306,13 +371,17 @@ class StateStore:
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".partial")
         partial.unlink(missing_ok=True)
-        target = sqlite3.connect(partial)
         try:
-            with self._lock:
-                self._conn.backup(target)
-        finally:
-            target.close()
-        partial.replace(destination)  # never leave a half-written copy under the real name
+            target = sqlite3.connect(partial)
+            try:
+                with self._lock:
+                    self._conn.backup(target)
+            finally:
+                target.close()
+            partial.replace(destination)  # never a half-written copy under the real name
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         return destination.stat().st_size
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -296,11 +297,29 @@ def test_injected_instructions_in_a_paper_stay_data(stack: Stack) -> None:
 def test_the_daily_token_budget_switches_to_quotes(stack: Stack) -> None:
     stack.settings.llm.daily_token_budget = 50
     with FakeOpenAIServer(reply=quoting_reply) as server:
+        answer = stack.assistant(server).ask(msg("What does FlashAttention-3 change?", "B1"))
+        assert answer.mode == "extractive" and "budget" in answer.text
+        assert server.chat_requests == []  # the call could not fit: it was not made
+
+
+def test_the_daily_token_budget_is_checked_before_each_call_and_never_overrun(
+    stack: Stack,
+) -> None:
+    """Issue 15: 2,255 tokens were spent of a 2,000 budget (checked after the calls)."""
+    stack.settings.llm.daily_token_budget = 2_000
+    stack.settings.answer.user_per_minute = stack.settings.answer.channel_per_minute = 1_000
+    conversations = ConversationStore(stack.store, 6)
+    with FakeOpenAIServer(reply=quoting_reply) as server:
         assistant = stack.assistant(server)
-        first = assistant.ask(msg("What does FlashAttention-3 change on Hopper GPUs?", "B1"))
-        assert first.mode == "llm"
-        second = assistant.ask(msg("What does FlashAttention-3 change on Hopper GPUs?", "B2"))
-        assert second.mode == "extractive" and "budget" in second.text
+        questions = [f"What does FlashAttention-3 change on Hopper GPUs? ({n})" for n in range(8)]
+        with ThreadPoolExecutor(8) as pool:  # at once: they cannot all pass the check
+            replies = list(pool.map(lambda q: assistant.ask(msg(q, q[-3:])), questions))
+        modes = [r.mode for r in replies]
+        assert "llm" in modes and "extractive" in modes
+        assert all("budget" in r.text for r in replies if r.mode == "extractive")
+        used = conversations.llm_tokens_used()
+        assert 0 < used <= 2_000
+        assert len(server.chat_requests) == modes.count("llm")
 
 
 def test_rate_limits_per_user(stack: Stack) -> None:

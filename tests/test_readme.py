@@ -37,7 +37,10 @@ def test_the_two_commands_come_first_and_exist_in_the_makefile() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test\b(?!-)", ci, re.MULTILINE)
+    assert re.search(r"^make test-slow\b", ci, re.MULTILINE)  # CI runs every test
+    assert '-m "not slow"' in makefile and "-m slow" in makefile
 
 
 def test_every_paperbot_subcommand_in_the_readme_exists() -> None:

@@ -11,16 +11,20 @@ for scripts. Each module registers its commands on the shared Typer app:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from assistant.cli import demo, digest, index, ingest, read, serve  # noqa: F401  (registers)
 from assistant.cli.common import app, err, log
 from assistant.cli.demo import SAMPLE_WEEK
-from assistant.errors import UserError
+from assistant.errors import DataDirError, UserError
 from assistant.settings import load_settings
+from assistant.state import storage_failure
 
 __all__ = ["SAMPLE_WEEK", "app", "main"]
 
@@ -28,8 +32,18 @@ __all__ = ["SAMPLE_WEEK", "app", "main"]
 # -- entry point ---------------------------------------------------------------------
 
 
+def data_dir() -> Path:
+    """The data dir the settings name (for messages; never raises)."""
+    try:
+        return load_settings().data_dir
+    except Exception:
+        return Path(os.environ.get("PAPERBOT_DATA_DIR", "data"))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the CLI: user errors print their message and exit 2; bugs exit 1 with a trace."""
+    """Run the CLI: user errors print their message and exit 2 (usage errors with the usage
+    line); a data dir that cannot be used prints one line naming it and exits 1; bugs exit
+    1 with a trace."""
     try:
         level = load_settings().log_level.upper()
         logging.basicConfig(
@@ -39,19 +53,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except UserError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and bugs
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: Typer's own click since 0.2x
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"Error: {exc.format_message()}", markup=False)
+        if "unexpected extra argument" in exc.format_message():
+            err.print('Put text with spaces in quotes: paperbot ask "what is LoRA?"', markup=False)
+        sys.exit(exc.exit_code)
+    except DataDirError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as exc:
+        failure = storage_failure(exc, data_dir())
+        if failure is not None:  # disk full or read-only while working
+            err.print(f"error: {failure}", markup=False, soft_wrap=True)
+            sys.exit(1)
         log.exception("paperbot failed")
         err.print("[red]paperbot failed unexpectedly[/]; the traceback is above.")
         sys.exit(1)

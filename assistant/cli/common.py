@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -97,6 +98,7 @@ def parse_week(value: str | None) -> date | None:
 def runtime() -> Iterator[Runtime]:
     settings = load_settings()
     with Runtime(settings) as rt:
+        rt.store  # noqa: B018  (open the state first: an unusable data dir stops here)
         yield rt
 
 
@@ -107,7 +109,17 @@ def emit_json(data: Any) -> None:
 def show_report(report: IngestReport, as_json: bool, seconds: float) -> None:
     if as_json:
         emit_json({**report.as_dict(), "seconds": round(seconds, 2)})
-        return
+    else:
+        print_report(report, seconds)
+    if report.records == 0 and report.problems:  # some rows read: exit 0 with the rest
+        count = len(report.problems)
+        raise InvalidInputError(
+            f"Nothing usable was read ({count:,} problem{'s' * (count > 1)}; the first: "
+            f"{report.problems[0]})."
+        )
+
+
+def print_report(report: IngestReport, seconds: float) -> None:
     table = Table(show_header=False, box=None)
     rows = [
         ("records read", report.records),
@@ -124,9 +136,9 @@ def show_report(report: IngestReport, as_json: bool, seconds: float) -> None:
     table.add_row("time", f"{seconds:.1f} s")
     out.print(table)
     for problem in report.problems:
-        out.print(f"[yellow]skipped[/] {problem}")
+        out.print(f"[yellow]skipped[/] {escape(str(problem))}")
     for note in report.notes:
-        out.print(f"[cyan]note[/] {note}")
+        out.print(f"[cyan]note[/] {escape(note)}")
 
 
 def resolve_paper_id(rt: Runtime, text: str) -> str:

@@ -70,8 +70,6 @@ def ingest_arxiv(
         with progress_bar() as bar:
             report = rt.ingestor.ingest(ArxivSource(rt.arxiv, ids), progress=bar, total=len(ids))
         show_report(report, as_json, time.perf_counter() - started)
-        if report.records == 0 and report.problems:
-            raise typer.Exit(2)
 
 
 @ingest_app.command("arxiv-dump")

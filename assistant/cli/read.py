@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -207,7 +208,12 @@ def stats(as_json: JsonOpt = False) -> None:
 
 @app.command("backup")
 def backup(
-    destination: Annotated[Path, typer.Argument(help="File to write the copy to.")],
+    destination: Annotated[
+        Path, typer.Argument(help="File to write the copy to, or a directory to put it in.")
+    ],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier backup at DESTINATION.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """A consistent copy of the SQLite state, safe while `paperbot serve` runs.
@@ -215,13 +221,40 @@ def backup(
     The vector index is not copied: `paperbot index rebuild` recreates it from this state.
     """
     with runtime() as rt:
-        if destination.resolve() == rt.settings.state_path.resolve():
-            raise InvalidInputError("The backup must go to another file than the live state.")
-        size = rt.store.backup(destination)
+        target = backup_target(destination, rt.settings.state_path, overwrite)
+        try:
+            size = rt.store.backup(target)
+        except (OSError, sqlite3.Error) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise InvalidInputError(f"Cannot write the backup to {target}: {why}.") from None
     if as_json:
-        emit_json({"backup": str(destination), "bytes": size})
+        emit_json({"backup": str(target), "bytes": size})
         return
-    err.print(f"backed up {rt.settings.state_path} to {destination} ({size / 1e6:.1f} MB)")
+    err.print(f"backed up {rt.settings.state_path} to {target} ({size / 1e6:.1f} MB)")
+
+
+def backup_target(destination: Path, live: Path, overwrite: bool) -> Path:
+    """Where `paperbot backup DESTINATION` writes: a new timestamped file inside a
+    directory; a file only if it is new, or an earlier backup with `--overwrite`. Never a
+    live database (ours, or another data dir's: a -wal or -shm file beside it)."""
+    if destination.is_dir():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        destination = destination / f"paperbot-{stamp}.sqlite3"
+    if destination.resolve() == live.resolve():
+        raise InvalidInputError("The backup must go to another file than the live state.")
+    if not destination.exists():
+        return destination
+    if any(destination.with_name(destination.name + s).exists() for s in ("-wal", "-shm")):
+        raise InvalidInputError(
+            f"{destination} looks like a database in use (it has a -wal or -shm file beside "
+            "it): back up to a new file instead."
+        )
+    if not destination.is_file() or not overwrite:
+        raise InvalidInputError(
+            f"{destination} already exists: pass --overwrite to replace an earlier backup, "
+            "or give a new file name or a directory."
+        )
+    return destination
 
 
 # -- questions ----------------------------------------------------------------------------

@@ -144,9 +144,10 @@ def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> 
     False: `--catch-up-only` only posts digests)."""
     from connectors.slack.app import SlackConnector, build_web_client
     from connectors.slack.digest import SlackDigestChannel
-    from connectors.slack.serve import HttpRunner, RunningSlack, SlackRunner, SocketModeRunner
+    from connectors.slack.http import SlackHttpServer
+    from connectors.slack.serve import RunningSlack, SlackRunner, SocketModeRunner
 
-    bot_token, app_token, _ = rt.settings.slack.require(socket_mode=not http, receive=listen)
+    bot_token, app_token, secret = rt.settings.slack.require(socket_mode=not http, receive=listen)
     client = build_web_client(rt.settings.slack, bot_token)
     channel = SlackDigestChannel(client)
     if not listen:
@@ -156,7 +157,9 @@ def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> 
     )
     app = connector.build_app()  # checks the token with auth.test
     receiver: SlackRunner = (
-        HttpRunner(app, host, port) if http else SocketModeRunner(app, app_token or "")
+        SlackHttpServer(app, host, port, secret, first_time=rt.store.first_time)
+        if http
+        else SocketModeRunner(app, app_token or "")
     )
     receiver.start()
     announce(f"Slack connector on {receiver.description}")

@@ -8,7 +8,12 @@ from typing import Protocol
 
 import httpx
 
-from assistant.errors import NotFoundError, SourceError, SourceUnavailableError
+from assistant.errors import (
+    InvalidInputError,
+    NotFoundError,
+    SourceError,
+    SourceUnavailableError,
+)
 from assistant.models import PaperRecord, Problem
 
 SourceItem = PaperRecord | Problem
@@ -27,27 +32,55 @@ class PaperSource(Protocol):
         ...
 
 
-def load_text(location: str | Path, http: httpx.Client | None = None) -> str:
-    """Read a local file or fetch an http(s) URL as text, with errors that say what failed."""
+# A weekly list or an ID list is a few hundred kB (the whole weekly list is ~2 MB): a
+# bigger "list" is not one, and parsing it would take minutes and gigabytes.
+MAX_TEXT_BYTES = 20 * 1024 * 1024
+
+
+def load_text(
+    location: str | Path, http: httpx.Client | None = None, max_bytes: int = MAX_TEXT_BYTES
+) -> str:
+    """Read a local file or fetch an http(s) URL as text, with errors that say what failed;
+    text longer than `max_bytes` is refused (InvalidInputError)."""
     loc = str(location)
     if loc.startswith(("http://", "https://")):
-        client = http or httpx.Client(timeout=30.0, follow_redirects=True)
-        try:
-            response = client.get(loc)
-        except httpx.HTTPError as exc:
-            raise SourceUnavailableError(f"could not fetch {loc}: {exc}") from exc
-        finally:
-            if http is None:
-                client.close()
-        if response.status_code == 404:
-            raise NotFoundError(f"{loc} does not exist (HTTP 404).")
-        if response.status_code >= 400:
-            raise SourceError(f"fetching {loc} failed with HTTP {response.status_code}.")
-        return response.text
+        return _fetch_text(loc, http, max_bytes)
     path = Path(loc).expanduser()
     if not path.is_file():
         raise NotFoundError(f"No such file: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InvalidInputError(_too_big(str(path), size, max_bytes))
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path} is not UTF-8 text: {exc}") from exc
+
+
+def _fetch_text(url: str, http: httpx.Client | None, max_bytes: int) -> str:
+    client = http or httpx.Client(timeout=30.0, follow_redirects=True)
+    try:
+        with client.stream("GET", url) as response:
+            if response.status_code == 404:
+                raise NotFoundError(f"{url} does not exist (HTTP 404).")
+            if response.status_code >= 400:
+                raise SourceError(f"fetching {url} failed with HTTP {response.status_code}.")
+            body = bytearray()
+            for piece in response.iter_bytes():
+                body += piece
+                if len(body) > max_bytes:
+                    raise InvalidInputError(_too_big(url, None, max_bytes))
+            return body.decode(response.encoding or "utf-8", errors="replace")
+    except httpx.HTTPError as exc:
+        raise SourceUnavailableError(f"could not fetch {url}: {exc}") from exc
+    finally:
+        if http is None:
+            client.close()
+
+
+def _too_big(where: str, size: int | None, limit: int) -> str:
+    how_big = f"{size / 2**20:,.1f} MB" if size is not None else "bigger than that"
+    return (
+        f"{where} is {how_big}; a paper list is at most {limit / 2**20:,.0f} MB. "
+        "Split it, or use `paperbot ingest arxiv-dump` for metadata dumps."
+    )

@@ -24,6 +24,8 @@ from assistant.ids import abs_url, canonical_url, find_arxiv_id, paper_key, pdf_
 from assistant.models import PaperRecord, Problem
 from assistant.sources.base import SourceItem, load_text
 
+MAX_LINE_CHARS = 4_000  # an ID or a URL, and a note
+
 
 class IdListSource:
     """The papers named in a text list, one ID or URL per line; repeats are read once.
@@ -60,6 +62,8 @@ def _read_line(line: str, where: str) -> SourceItem | None:
     text = line.lstrip("\ufeff").strip()
     if not text or text.startswith("#"):
         return None
+    if len(text) > MAX_LINE_CHARS:
+        return Problem(where, f"the line is {len(text):,} characters long: one paper per line.")
     token = text.split()[0]
     arxiv_id = find_arxiv_id(token)
     if arxiv_id is not None:

@@ -4,7 +4,7 @@ Both feed the same bolt `App`, so the listeners do not know which one is in use.
 `RunningSlack` is the connector as `paperbot serve` runs it (an
 `assistant.serving.RunningConnector`).
 
-    runner = HttpRunner(app, "0.0.0.0", 3000)   # or SocketModeRunner(app, app_token)
+    runner = SlackHttpServer(app, "0.0.0.0", 3000, secret)   # or SocketModeRunner(app, token)
     runner.start()
     slack = RunningSlack(SlackDigestChannel(client), runner, connector, grace_seconds=20)
     ...
@@ -17,28 +17,19 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any, Protocol
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import TYPE_CHECKING, Protocol
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 
 from assistant.digest.publisher import DigestChannel
 from assistant.errors import ConfigError
 
 if TYPE_CHECKING:
-    from wsgiref.types import StartResponse, WSGIEnvironment
-
     from connectors.slack.app import SlackConnector
 
 log = logging.getLogger(__name__)
-
-EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 
 
 class SlackRunner(Protocol):
@@ -57,61 +48,6 @@ class SlackRunner(Protocol):
     def stop(self) -> None:
         """Stop receiving."""
         ...
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-
-class _Routes:
-    """`POST /slack/events` to bolt, `GET /healthz` for the load balancer, 404 else."""
-
-    def __init__(self, app: App, path: str) -> None:
-        self._slack = SlackRequestHandler(app, path)
-        self._path = path
-
-    def __call__(self, environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
-            start("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"ok\n"]
-        return self._slack(environ, start)
-
-
-class HttpRunner:
-    """The Events API over HTTP: a threaded WSGI server (one thread per request, and the
-    listeners ack at once, so Slack gets its response well within 3 s)."""
-
-    def __init__(self, app: App, host: str, port: int, path: str = EVENTS_PATH) -> None:
-        self._server = make_server(
-            host, port, _Routes(app, path), _ThreadingWSGIServer, _QuietHandler
-        )
-        bound_port = self._server.server_address[1]
-        self.description = f"HTTP on http://{host}:{bound_port}{path}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="slack-http", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def ready(self) -> tuple[bool, str]:
-        if self._thread.is_alive():
-            return True, f"listening on port {self.port}"
-        return False, "the HTTP server is not running"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 class SocketModeRunner:
