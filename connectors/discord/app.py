@@ -110,8 +110,9 @@ class PaperbotClient(discord.Client):
         self.add_dynamic_items(*DYNAMIC_ITEMS)
 
     async def on_ready(self) -> None:
-        self.gateway_up = True
+        # ready for traffic only once `/paper` is registered: the sync comes first
         await self.connector.on_ready()
+        self.gateway_up = True
 
     async def on_resumed(self) -> None:
         self.gateway_up = True
@@ -165,7 +166,12 @@ class DiscordConnector:
         self._synced = True
         try:
             await sync_commands(self.client.tree, self._guild_ids)
-        except discord.HTTPException as exc:
+        except Exception as exc:
+            if self.client.is_closed():  # stopped while registering: nothing to report
+                log.debug("discord: stopped while registering /paper: %s", exc)
+                return
+            if not isinstance(exc, discord.HTTPException):
+                raise
             log.error(
                 "discord: registering /paper failed: %s (is the bot invited with the "
                 "applications.commands scope?)",

@@ -23,6 +23,7 @@ sends them, registered with the fake so callbacks find their channel.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -111,6 +112,7 @@ class FakeDiscordAPI(AiohttpServer):
         self._lock = threading.Condition()
         self._interactions: dict[str, _Interaction] = {}
         self._failures: list[tuple[str, int, float]] = []
+        self._delays: dict[str, float] = {}
 
     # -- running -------------------------------------------------------------------------
 
@@ -149,6 +151,11 @@ class FakeDiscordAPI(AiohttpServer):
         with `status` (429: `retry_after` seconds, as Discord says it)."""
         with self._lock:
             self._failures += [(route, status, retry_after)] * count
+
+    def delay(self, route: str, seconds: float) -> None:
+        """Answer every call to `route` `seconds` late (a slow Discord)."""
+        with self._lock:
+            self._delays[route] = seconds
 
     def calls_to(self, route: str, ok_only: bool = False) -> list[ApiCall]:
         with self._lock:
@@ -369,6 +376,9 @@ class FakeDiscordAPI(AiohttpServer):
             failure = next((f for f in self._failures if f[0] == route), None)
             if failure is not None:
                 self._failures.remove(failure)
+            delay = self._delays.get(route, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if info is None or request.match_info.http_exception is not None:
             response = _error(404, 0, "404: Not Found")  # a route the fake does not know
         elif failure is not None:
