@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 from slack_bolt import BoltRequest, BoltResponse
+from slack_sdk.errors import SlackApiError
 
 from assistant.core import DigestPoster
 from assistant.digest.builder import DigestBuilder
@@ -61,7 +62,9 @@ def signed(
     }
 
 
-def command_body(text: str, user: str, channel: str, response_url: str) -> str:
+def command_body(
+    text: str, user: str, channel: str, response_url: str, trigger_id: str = "1.2.3"
+) -> str:
     return urlencode(
         {
             "token": "legacy",
@@ -75,7 +78,7 @@ def command_body(text: str, user: str, channel: str, response_url: str) -> str:
             "text": text,
             "api_app_id": "A1",
             "response_url": response_url,
-            "trigger_id": "1.2.3",
+            "trigger_id": trigger_id,
         }
     )
 
@@ -140,16 +143,21 @@ class Bot:
         self.app = self.connector.build_app()
         self._events = 0
 
-    def dispatch(self, body: str, headers: dict[str, str]) -> tuple[BoltResponse, float]:
+    def dispatch(
+        self, body: str, headers: dict[str, str], kind: str = "request"
+    ) -> tuple[BoltResponse, float]:
+        """Slack sends the app a request: the response, and how long the ack took."""
         started = time.perf_counter()
-        response = self.app.dispatch(BoltRequest(body=body, headers=headers))
+        response = self.api.deliver(
+            kind, lambda: self.app.dispatch(BoltRequest(body=body, headers=headers))
+        )
         return response, time.perf_counter() - started
 
     def command(
         self, text: str, user: str = "U1", channel: str = "C1"
     ) -> tuple[BoltResponse, float]:
-        body = command_body(text, user, channel, self.api.response_url())
-        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"))
+        body = command_body(text, user, channel, self.api.response_url(), self.api.trigger_id())
+        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"), "command")
 
     def event(
         self, event: dict[str, Any], event_id: str | None = None, retry: int | None = None
@@ -159,7 +167,9 @@ class Bot:
         headers = signed(body, "application/json")
         if retry is not None:
             headers |= {"x-slack-retry-num": str(retry), "x-slack-retry-reason": "http_timeout"}
-        return self.dispatch(body, headers)[0]
+        if not self.api.delivers(event):
+            return BoltResponse(status=0, body="not delivered: the bot is not in the channel")
+        return self.dispatch(body, headers, "event")[0]
 
     def click(
         self,
@@ -179,7 +189,7 @@ class Bot:
             "user": {"id": user},
             "api_app_id": "A1",
             "token": "legacy",
-            "trigger_id": "9.8.7",
+            "trigger_id": self.api.trigger_id(),
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "channel": {"id": channel},
             "message": message,
@@ -189,7 +199,7 @@ class Bot:
             ],
         }
         body = interaction_body(payload)
-        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"))[0]
+        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"), "action")[0]
 
     def submit_modal(self, view: dict[str, Any], question: str, user: str = "U1") -> BoltResponse:
         submitted = dict(view)
@@ -205,7 +215,7 @@ class Bot:
             "view": submitted,
         }
         body = interaction_body(payload)
-        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"))[0]
+        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"), "view")[0]
 
     def settle(self) -> None:
         """Wait for every queued job (the connector can't be used afterwards)."""
@@ -236,6 +246,9 @@ def stack(settings: Settings, real_embedder: SentenceTransformerEmbedder) -> Ite
 def api() -> Iterator[FakeSlackAPI]:
     with FakeSlackAPI(bot_token=TOKEN, admins={"UADMIN"}) as fake:
         yield fake
+    # the fake refuses what Slack refuses, and times every acknowledgement: none of that
+    assert not fake.invalid_requests(), fake.invalid_requests()[:2]
+    assert not fake.late_acks, fake.late_acks
 
 
 @pytest.fixture
@@ -483,6 +496,21 @@ def test_a_digest_is_posted_with_card_threads_answered_about_their_paper(
         assert ref is not None and ref.message_id == posted["ts"]
         assert ref.thread == posted.get("thread_ts", posted["ts"])
     assert asyncio.run(channel.find("C1", "2024-07-08/en/card:nope#0")) is None
+
+
+def test_a_digest_is_never_posted_where_the_bot_could_not_read_it_back(
+    bot: Bot, digest: Digest
+) -> None:
+    """Crash recovery reads the channel's history; without membership that is
+    not_in_channel. So the bot must not post where it is not a member (no
+    chat:write.public): the post is refused up front and nothing is left orphaned."""
+    bot.api.add_channel("COUT", bot_member=False)
+    channel = SlackDigestChannel(bot.connector.client, post_interval=0)
+    publisher = DigestPublisher(bot.stack.store, bot.stack.conversations)
+    with pytest.raises(SlackApiError, match="not_in_channel"):
+        asyncio.run(publisher.publish(digest, channel, "COUT"))
+    assert [m for m in bot.api.messages if m["channel"] == "COUT"] == []
+    bot.api.refusals.clear()
 
 
 def test_card_buttons_all_qa_once_and_ask_through_a_modal(bot: Bot, digest: Digest) -> None:
