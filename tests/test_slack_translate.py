@@ -14,6 +14,7 @@ from assistant.feedback import Feedback
 from assistant.messages import Citation, PaperCard, Reply, ResultItem, ResultList
 from connectors.slack import translate as tr
 from connectors.slack.render import SLACK_LIMITS, validate_slack_message
+from tests.fakes.slack_api import shown
 
 BOT = "UBOT"
 
@@ -282,3 +283,20 @@ def test_feedback_and_modal_payloads() -> None:
     assert question == tr.ModalQuestion("C1", "6.0", "2407.08608", "U5", "why?")
     view["state"]["values"][tr.QUESTION_BLOCK][tr.QUESTION_INPUT]["value"] = "   "
     assert tr.modal_question({"user": {"id": "U5"}, "view": view}) is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply("Is 2 < 3 & 4 > 1? Yes.", kind="answer", mode="llm"),
+        Reply("No paper 'a<b' is in the index.", ephemeral=True, kind="error"),
+        Reply("Papers", (ResultList("Papers for “a<b & c”", ()),), ephemeral=True, kind="search"),
+    ],
+    ids=["answer", "error", "search"],
+)
+def test_the_notification_text_is_escaped_once(reply: Reply) -> None:
+    """Slack shows `text` in notifications and to screen readers: `&amp;lt;` there means
+    it was escaped twice."""
+    (message,) = tr.reply_messages(reply)
+    assert "&amp;lt;" not in message["text"] and "&amp;amp;" not in message["text"]
+    assert shown(message["text"]) == " ".join(reply.text.split())

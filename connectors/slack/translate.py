@@ -253,8 +253,8 @@ def reply_messages(
         units.append([_feedback_block()])
     first_line = next((line for line in reply.text.splitlines() if line.strip()), reply.kind)
     marker = f"{shorten(first_line, 60)} (continued)"
-    escape = escape_mrkdwn if reply.kind == "answer" and reply.mode != "none" else escape_entities
-    fallback = _fallback(reply.text, limits, 300, escape)
+    # raw: pack_messages escapes the notification text (once)
+    fallback = shorten(" ".join(reply.text.split()) or reply.kind, 300, measure=_escaped_len)
     return pack_messages(units, fallback, marker, limits)
 
 

@@ -611,6 +611,12 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def shown(text: str) -> str:
+    """What a Slack client shows for a message's `text` (a notification, a screen reader):
+    Slack's three entities decoded, once."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def texts(calls: Iterable[ApiCall]) -> list[str]:
     """Every text a set of calls carried: `text` and all text inside `blocks`."""
     found: list[str] = []
