@@ -513,6 +513,40 @@ def test_a_digest_is_never_posted_where_the_bot_could_not_read_it_back(
     bot.api.refusals.clear()
 
 
+def test_crash_recovery_pages_within_a_distributed_apps_history_limits(
+    bot: Bot, digest: Digest
+) -> None:
+    """Since 2025-05-29 a non-Marketplace app installed in other workspaces reads at most
+    15 messages a request and one request a minute from conversations.history/replies."""
+    first = SlackDigestChannel(bot.connector.client, post_interval=0)
+    publisher = DigestPublisher(bot.stack.store, bot.stack.conversations)
+    asyncio.run(publisher.publish(digest, first, "C1"))
+    for n in range(20):  # people talk after the digest: its header is deep in the history
+        bot.connector.client.chat_postMessage(channel="C1", text=f"chatter {n}")
+    posts = [c for c in bot.api.calls_to("chat.postMessage") if c.params.get("metadata")]
+    header_key = posts[0].params["metadata"]["event_payload"]["key"]
+    reply_key = next(
+        c.params["metadata"]["event_payload"]["key"] for c in posts if "thread_ts" in c.params
+    )
+    bot.api.distribution, bot.api.history_window = "distributed", 1.0
+    channel = SlackDigestChannel(
+        bot.connector.client, distribution="distributed", distributed_interval=1.2
+    )
+    for key in (header_key, reply_key):
+        found = asyncio.run(channel.find("C1", key))
+        posted = next(
+            m
+            for m in bot.api.messages
+            if m.get("metadata", {}).get("event_payload") == {"key": key}
+        )
+        assert found is not None and found.message_id == posted["ts"]
+    reads = bot.api.calls_to("conversations.history") + bot.api.calls_to("conversations.replies")
+    assert len(bot.api.calls_to("conversations.history")) >= 2  # it had to page
+    assert all(int(c.params.get("limit", 0)) <= 15 for c in reads)
+    assert all(c.status == 200 for c in reads)  # paced: never rate limited
+    assert not [r for r in bot.api.refusals if r.error == "ratelimited"]
+
+
 def test_card_buttons_all_qa_once_and_ask_through_a_modal(bot: Bot, digest: Digest) -> None:
     publish(bot, digest)
     fa3_card = card_ts(bot.api, FA3)
