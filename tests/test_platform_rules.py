@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from slack_sdk import WebClient
@@ -17,6 +18,9 @@ from slack_sdk.errors import SlackApiError
 
 from tests.conftest import ROOT
 from tests.fakes import slack_rules
+from tests.fakes.discord_api import APP_ID as DISCORD_APP
+from tests.fakes.discord_api import TOKEN as DISCORD_TOKEN
+from tests.fakes.discord_api import FakeDiscordAPI
 from tests.fakes.slack_api import FakeSlackAPI
 
 TOKEN = "xoxb-rules"
@@ -87,6 +91,7 @@ def test_slack_refuses_blocks_outside_block_kit_with_invalid_blocks(
     assert api.messages == []  # nothing was posted
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
 def test_slack_refuses_a_missing_or_too_long_text(slack: tuple[FakeSlackAPI, WebClient]) -> None:
     _, client = slack
     assert refused(client, text="")["error"] == "no_text"
@@ -204,3 +209,146 @@ def test_the_manifest_rules_catch_what_slack_and_the_connector_refuse() -> None:
 def test_our_slack_manifest_keeps_every_rule() -> None:
     manifest = yaml.safe_load((ROOT / "connectors" / "slack" / "manifest.yml").read_text())
     assert slack_rules.manifest_problems(manifest) == []
+
+
+# -- Discord ---------------------------------------------------------------------------
+
+POST = "/channels/{channel}/messages"
+
+
+@pytest.fixture
+def discord_api() -> Iterator[tuple[FakeDiscordAPI, httpx.Client]]:
+    with FakeDiscordAPI() as api:
+        headers = {"Authorization": f"Bot {DISCORD_TOKEN}"}
+        with httpx.Client(base_url=api.base_url, headers=headers) as http:
+            yield api, http
+
+
+def discord_button(custom_id: str = "paper:x", **extra: Any) -> dict[str, Any]:
+    return {"type": 2, "style": 2, "label": "Go", "custom_id": custom_id} | extra
+
+
+def row(*buttons: dict[str, Any]) -> dict[str, Any]:
+    return {"type": 1, "components": list(buttons)}
+
+
+def errors_at(answer: dict[str, Any], *path: str | int) -> list[dict[str, str]]:
+    node = answer["errors"]
+    for key in path:
+        node = node[str(key)]
+    return list(node["_errors"])
+
+
+LINK = {"type": 2, "style": 5, "label": "PDF"}
+
+
+@pytest.mark.parametrize(
+    "body, path",
+    [
+        ({"content": "x" * 2001}, ("content",)),
+        ({"embeds": [{"description": "d"}] * 11}, ("embeds",)),
+        ({"embeds": [{"description": "d" * 4097}]}, ("embeds", 0, "description")),
+        ({"embeds": [{"description": "d" * 4000}, {"description": "e" * 2001}]}, ("embeds",)),
+        ({"embeds": [{"title": "t", "fields": [{"name": "n", "value": "v"}] * 26}]},
+         ("embeds", 0, "fields")),
+        ({"content": "c", "components": [row(discord_button("c" * 101))]},
+         ("components", 0, "components", 0, "custom_id")),
+        ({"content": "c", "components": [row(*[discord_button(f"b{i}") for i in range(6)])]},
+         ("components", 0, "components")),
+        ({"content": "c", "components": [row(discord_button(f"r{i}")) for i in range(6)]},
+         ("components",)),
+        ({"content": "c", "components": [row(LINK | {"url": "https://x.org/" + "p" * 600})]},
+         ("components", 0, "components", 0, "url")),
+        ({"content": "c", "components": [row(discord_button(label="l" * 81))]},
+         ("components", 0, "components", 0, "label")),
+        ({"content": "c", "components": [row(LINK | {"url": "https://x.org", "custom_id": "a"})]},
+         ("components", 0, "components", 0, "custom_id")),
+        ({"content": "c", "components": [row(discord_button("a"), discord_button("a"))]},
+         ("components", 0, "components", 1, "custom_id")),
+        ({"content": "c", "components": [row(discord_button(style=7))]},
+         ("components", 0, "components", 0, "style")),
+    ],
+    ids=[
+        "content-2001", "11-embeds", "description-4097", "embeds-total-6001", "26-fields",
+        "custom-id-101", "6-buttons-a-row", "6-rows", "link-url-600", "label-81",
+        "link-with-custom-id", "duplicate-custom-id", "unknown-style",
+    ],
+)  # fmt: skip
+def test_discord_refuses_messages_outside_its_rules_with_50035_and_an_errors_tree(
+    discord_api: tuple[FakeDiscordAPI, httpx.Client],
+    body: dict[str, Any],
+    path: tuple[str | int, ...],
+) -> None:
+    api, http = discord_api
+    channel = api.add_channel()
+    answer = http.post(POST.format(channel=channel), json=body)
+    assert answer.status_code == 400 and answer.json()["code"] == 50035
+    assert errors_at(answer.json(), *path)
+    assert api.history(channel) == [] and api.refused()
+
+
+def test_discord_refuses_an_empty_message_with_50006(
+    discord_api: tuple[FakeDiscordAPI, httpx.Client],
+) -> None:
+    api, http = discord_api
+    answer = http.post(POST.format(channel=api.add_channel()), json={"content": ""})
+    assert answer.status_code == 400 and answer.json()["code"] == 50006
+
+
+def test_discord_forgets_an_interaction_not_answered_within_3_s(
+    discord_api: tuple[FakeDiscordAPI, httpx.Client],
+) -> None:
+    api, http = discord_api
+    channel = api.add_channel()
+    late, prompt = api.command("help", channel), api.command("help", channel)
+    api._interactions[late["token"]].created -= 3.2  # it arrived 3.2 s ago
+    route = "/interactions/{id}/{token}/callback"
+    answer = http.post(route.format(**late), json={"type": 5})
+    assert answer.status_code == 404 and answer.json()["code"] == 10062
+    assert http.post(route.format(**prompt), json={"type": 5}).status_code == 200
+    assert [c.status for c in api.late_responses] == [404]
+
+
+def test_discord_refuses_modals_and_choices_outside_the_rules(
+    discord_api: tuple[FakeDiscordAPI, httpx.Client],
+) -> None:
+    api, http = discord_api
+    channel = api.add_channel()
+    route = "/interactions/{id}/{token}/callback"
+    text_input = {"type": 4, "custom_id": "q", "style": 2}
+    modal = {"custom_id": "ask", "title": "t" * 46, "components": [
+        {"type": 18, "label": "Your question", "component": text_input}]}  # fmt: skip
+    answer = http.post(
+        route.format(**api.command("help", channel)), json={"type": 9, "data": modal}
+    )
+    assert answer.status_code == 400 and errors_at(answer.json(), "data", "title")
+    choices = [{"name": f"c{n}", "value": str(n)} for n in range(26)]
+    typed = api.autocomplete("show", "paper", "x", channel)
+    answer = http.post(route.format(**typed), json={"type": 8, "data": {"choices": choices}})
+    assert answer.status_code == 400 and errors_at(answer.json(), "data", "choices")
+
+
+@pytest.mark.parametrize(
+    "change, path",
+    [
+        ({"name": "Paper"}, (0, "name")),
+        ({"name": "p" * 33}, (0, "name")),
+        ({"description": "d" * 101}, (0, "description")),
+        ({"description": ""}, (0, "description")),
+        (
+            {"options": [{"type": 1, "name": "Search", "description": "s"}]},
+            (0, "options", 0, "name"),
+        ),
+        ({"options": [{"type": 3, "name": "q", "description": "d"}] * 26}, (0, "options")),
+    ],
+    ids=["uppercase", "name-33", "description-101", "no-description", "option-case", "26-options"],
+)
+def test_discord_refuses_commands_outside_the_naming_rules(
+    discord_api: tuple[FakeDiscordAPI, httpx.Client], change: dict[str, Any], path: tuple[Any, ...]
+) -> None:
+    _, http = discord_api
+    command = {"name": "paper", "type": 1, "description": "Find papers"} | change
+    answer = http.put(f"/applications/{DISCORD_APP}/commands", json=[command])
+    assert answer.status_code == 400 and errors_at(answer.json(), *path)
+    good = {"name": "paper", "type": 1, "description": "Find papers"}
+    assert http.put(f"/applications/{DISCORD_APP}/commands", json=[good]).status_code == 200
