@@ -15,6 +15,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -467,6 +468,27 @@ async def test_a_digest_is_posted_with_a_thread_per_card_answered_about_its_pape
         recorded = publisher.posted("discord", bot.channel, digest)[key]
         assert ref == recorded
     assert await channel.find(bot.channel, "2024-07-08/en/card:nope#0") is None
+
+
+async def test_a_card_whose_pdf_url_is_too_long_for_a_button_is_posted_with_the_rest(
+    bot: Bot, digest: Digest
+) -> None:
+    """Discord refuses a link button URL over 512 characters (the whole message: 400);
+    the PDF link then stays in the card's fields and every card is posted."""
+    long_pdf = "https://proceedings.example.org/papers/" + "x" * 540 + ".pdf"
+    assert len(long_pdf) > 512
+    cards = [replace(c, pdf_url=long_pdf) if c.rank == 2 else c for c in digest.cards]
+    with_long_pdf = replace(digest, cards=tuple(cards))
+    channel = DiscordDigestChannel(bot.client, post_interval=0)
+    report = await DigestPublisher(bot.stack.store, bot.stack.conversations).publish(
+        with_long_pdf, channel, bot.channel
+    )
+    roots = bot.api.history(bot.channel)
+    assert len(roots) == 1 + len(digest.cards) and report.posted == len(bot.api.calls_to(POST))
+    second = next(m for m in roots if m["embeds"][0].get("title", "").startswith("2\\."))
+    buttons = [b for r in second["components"] for b in r["components"]]
+    assert all(b.get("url") != long_pdf for b in buttons)
+    assert long_pdf in json.dumps(second["embeds"])  # still one click away, in the card
 
 
 async def test_an_admin_posts_the_weeks_digest_here_with_digest_post(

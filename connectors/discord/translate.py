@@ -50,6 +50,7 @@ MANAGE_GUILD = 1 << 5  # "Manage Server"
 EPHEMERAL = 1 << 6
 PRIVATE_VERBS = frozenset({"search", "show", "help"})  # answered only to the asker
 CUSTOM_ID_LIMIT = 100
+LINK_URL_LIMIT = 512  # a link button's URL
 THREAD_NAME_LIMIT = 100
 # Button custom ids: the state a click needs travels in the id (no server-side views).
 SHARE_ID = r"paper:share:(?P<query>.+)"
@@ -365,8 +366,11 @@ def card_buttons(digest: Digest, card: DigestCard) -> list[dict[str, Any]]:
         _button(label(lang, "ask"), f"paper:ask:{card.paper_id}", style=1),
         _button(label(lang, "all_qa"), f"paper:qa:{digest.week.isoformat()}:{card.paper_id}"),
     ]
-    if card.pdf_url and card.pdf_url.startswith(("http://", "https://")):
-        buttons.append({"type": 2, "style": 5, "label": label(lang, "pdf"), "url": card.pdf_url})
+    pdf = card.pdf_url
+    if pdf and pdf.startswith(("http://", "https://")) and len(pdf) <= LINK_URL_LIMIT:
+        buttons.append({"type": 2, "style": 5, "label": label(lang, "pdf"), "url": pdf})
+    # a longer PDF URL would make Discord refuse the whole card (400): the card's fields
+    # carry the link anyway
     return [b for b in buttons if b is not None]
 
 
