@@ -648,6 +648,59 @@ async def test_acks_stay_fast_while_the_model_streams_an_answer_edited_at_most_o
     assert results.at > edits[-1].at  # the search waited for the worker, not for its ack
 
 
+async def test_every_interaction_is_answered_within_3_s_while_slow_answers_fill_the_workers(
+    stack: Stack, api: FakeDiscordAPI, built_digest: Digest
+) -> None:
+    """Six slow LLM answers (6 s each) fill the four workers; meanwhile a vote, the ask
+    button (a modal), an autocomplete, All Q&A, and slash commands each get their first
+    response within Discord's 3 s (after that Discord answers 10062 and the user sees
+    "This interaction failed")."""
+    with FakeOpenAIServer() as llm:
+        bot = await started(Bot(stack, api, llm=llm, workers=4))
+        try:
+            digest_channel = DiscordDigestChannel(bot.client, post_interval=0)
+            await DigestPublisher(bot.stack.store, bot.stack.conversations).publish(
+                built_digest, digest_channel, bot.channel
+            )
+            await bot.interact(
+                api.command("ask", bot.channel, question="What is FlashAttention-3?")
+            )
+            answer = next(m for m in api.history(bot.channel) if m["content"].endswith("3?"))
+            card = card_root(api, bot.channel, FA3)
+            llm.delay_next(6, 6.0)
+            for n in range(6):
+                question = f"How does FlashAttention-3 use FP8 on Hopper GPUs ({n})?"
+                user = f"30000000000000000{n:02d}"
+                slow = api.command("ask", bot.channel, user, question=question)
+                await bot.interact(slow, settle=False)
+            deadline = time.monotonic() + 20
+            while len(llm.chat_requests) < 1 + 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(llm.chat_requests) >= 5, "the workers never got busy"
+            quick = {
+                "vote": api.click(answer["id"], "paper:vote:helpful"),
+                "modal": api.click(card["id"], f"paper:ask:{FA3}"),
+                "autocomplete": api.autocomplete("show", "paper", "flash", bot.channel),
+                "all_qa": api.click(card["id"], f"paper:qa:2024-07-08:{FA3}"),
+                "search": api.command("search", bot.channel, query="experts"),
+                "help": api.command("help", bot.channel),
+            }
+            fed = {name: await bot.interact(p, settle=False) for name, p in quick.items()}
+            await asyncio.sleep(3.5)  # every first response is due by now
+            first = {
+                name: next((c for c in api.calls_to(CALLBACK) if to(p["token"])(c)), None)
+                for name, p in quick.items()
+            }
+            assert await bot.connector.drain(90)
+        finally:
+            await bot.connector.close()
+    late = {
+        n: c and round(c.at - fed[n], 2) for n, c in first.items() if not c or c.at - fed[n] > 3
+    }
+    assert not late, late
+    assert all(c is not None and c.status < 300 for c in first.values())
+
+
 async def test_a_429_is_retried_after_retry_after_and_the_reply_still_arrives(bot: Bot) -> None:
     bot.api.fail_next(FOLLOWUP, status=429, retry_after=0.4)
     await bot.interact(bot.api.command("help", bot.channel))

@@ -17,7 +17,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from typing import Any, TypeVar
@@ -42,6 +41,7 @@ from connectors.discord.live import LiveAnswer, ThreadPost
 from connectors.discord.render import Message, qa_messages
 from connectors.discord.respond import Responder
 from connectors.discord.views import DYNAMIC_ITEMS, AskForm
+from connectors.flow.work import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class DiscordConnector:
         use_api_base(config.api_base_url)
         app_id = int(config.application_id) if config.application_id else None
         self.client = PaperbotClient(self, build_intents(config.message_content), app_id)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discord-work")
+        self._work = WorkQueue(workers, name="discord")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._parents: dict[int, str | None] = {}
         self._synced = False
@@ -202,7 +202,7 @@ class DiscordConnector:
             for task in list(self._tasks):
                 task.cancel()
         await self.client.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._work.shutdown(wait=False, cancel_waiting=True)
 
     # -- entry points (on the event loop; they only start tracked work) -------------------
 
@@ -240,12 +240,12 @@ class DiscordConnector:
 
     async def paper_choices(self, current: str) -> list[app_commands.Choice[str]]:
         self._track_current()
-        choices = await self._blocking(paper_choices, self._store, current)
+        choices = await self._quick(paper_choices, self._store, current)
         return [app_commands.Choice(name=n, value=v) for n, v in choices]
 
     async def week_choices(self, current: str) -> list[app_commands.Choice[str]]:
         self._track_current()
-        weeks = await self._blocking(self._store.weeks)
+        weeks = await self._quick(self._store.weeks)
         return [app_commands.Choice(name=n, value=v) for n, v in week_choices(weeks, current)]
 
     async def on_tree_error(
@@ -325,9 +325,9 @@ class DiscordConnector:
             return
         if incoming.thread is not None and not mentioned:
             get = self._assistant.conversations.get
-            if await self._blocking(get, tr.PLATFORM, incoming.channel, incoming.thread) is None:
+            if await self._quick(get, tr.PLATFORM, incoming.channel, incoming.thread) is None:
                 return  # people talking in a thread that is not ours
-        if not await self._blocking(self._store.first_time, f"discord:{incoming.message_id}"):
+        if not await self._quick(self._store.first_time, f"discord:{incoming.message_id}"):
             return  # delivered twice (a gateway replay, a second replica)
         if incoming.thread is None:  # a mention outside a thread starts one on it
             assert incoming.message_id is not None
@@ -365,7 +365,7 @@ class DiscordConnector:
 
     async def _open_form(self, interaction: discord.Interaction[Any], paper_id: str) -> None:
         channel, thread = self._card_thread(interaction)
-        paper = await self._blocking(self._store.get_paper, paper_id)
+        paper = await self._quick(self._store.get_paper, paper_id)
         form = AskForm(paper_id, paper.title if paper else paper_id, channel, thread)
         await interaction.response.send_modal(form)
 
@@ -396,7 +396,7 @@ class DiscordConnector:
         feedback = tr.interaction_feedback(tr.interaction_payload(responder.interaction), verdict)
         if feedback is None:
             return
-        await self._blocking(self._feedback.record, feedback)
+        await self._quick(self._feedback.record, feedback)
         await responder.private(tr.text_messages(tr.THANKS))
 
     async def _all_qa(self, responder: Responder, week: str, paper_id: str) -> None:
@@ -408,7 +408,7 @@ class DiscordConnector:
             await responder.private(tr.text_messages("This card's digest is no longer stored."))
             return
         digest, card = found
-        if not await self._blocking(self._store.first_time, f"discord:all_qa:{channel}:{thread}"):
+        if not await self._quick(self._store.first_time, f"discord:all_qa:{channel}:{thread}"):
             await responder.private(tr.text_messages("All Q&A is already in this card's thread."))
             return
         for message in qa_messages(digest, card):
@@ -422,7 +422,7 @@ class DiscordConnector:
             return None
         language = self._settings.digest.language
         try:
-            digest = await self._blocking(self._load_digest, week, language)
+            digest = await self._quick(self._load_digest, week, language)
         except NotFoundError:
             return None
         card = next((c for c in digest.cards if c.paper_id == paper_id), None)
@@ -504,9 +504,12 @@ class DiscordConnector:
             task.add_done_callback(self._tasks.discard)
 
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` on the connector's worker pool (the core blocks)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        """`fn(*args)` in the work queue's answer lane (the core blocks)."""
+        return await self._work.run("answer", "discord", fn, *args)
+
+    async def _quick(self, fn: Callable[..., T], *args: Any) -> T:
+        """A short blocking call (a lookup, a vote) that must not wait behind answers."""
+        return await self._work.run("quick", "discord", fn, *args)
 
     def _allowed_here(self, channel: str) -> bool:
         return not self._allowed or channel in self._allowed
