@@ -65,8 +65,8 @@ def test_on_slack_one_users_twenty_slow_asks_do_not_delay_another_users_help_or_
             wait_until_busy(llm, 2)  # A's answers are being written, the rest wait
             waits = {}
             for verb in ("help", "search million experts", "help"):
-                before = len(api.calls_to("chat.postEphemeral"))
                 asked = time.monotonic()
+                before = len(api.calls_to("chat.postEphemeral"))
                 bot.command(verb, user="UB")
                 reply = api.wait_for("chat.postEphemeral", count=before + 1, timeout=20)[-1]
                 assert reply.params["user"] == "UB"

@@ -98,7 +98,7 @@ class TextRenderer:
         shared_by: str | None = None,
         feedback: bool = False,
     ) -> list[str]:
-        return [reply.text]
+        return [reply.text[i : i + 300] for i in range(0, len(reply.text), 300)]  # a limit
 
     def notice(self, text: RichText) -> list[str]:
         return [text.plain]
@@ -156,8 +156,11 @@ async def test_the_reply_goes_where_the_core_says_acknowledged_as_it_will_be_ans
     (private,) = platform.said("private")
     assert "FlashAttention-3" in private[0]
     listed = await flows.handle(command("digest"))
-    assert listed is not None and not listed.private
-    assert platform.said("acknowledge")[-1] == "public" and len(platform.said("post")) == 1
+    assert listed is not None and not listed.private and len(listed.text) > 300
+    assert platform.said("acknowledge")[-1] == "public"
+    first, *rest = platform.said("post")
+    assert first[0] == Place("C1") and rest  # a long reply: the rest in the first's thread
+    assert all(place == Place("C1", "m1") for place, _ in rest)
 
 
 async def test_ask_streams_into_its_placeholder_and_opens_a_thread(

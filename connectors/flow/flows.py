@@ -382,9 +382,13 @@ class ChatFlows:
             await self.platform.post_privately(event, messages)
             return
         first = await self.platform.post(event.place, messages[0], event)
-        thread = event.place.thread or first.id
+        target = event.place
+        if len(messages) > 1 and target.thread is None:
+            with contextlib.suppress(Refused):  # no thread: the rest follows in the channel
+                title = reply.text.strip().split("\n", 1)[0] or reply.kind
+                target = Place(target.channel, await self.platform.open_thread(first, title))
         for message in messages[1:]:
-            await self.platform.post(Place(event.place.channel, thread), message)
+            await self.platform.post(target, message)
 
     async def _notice(self, event: Event, text: RichText) -> None:
         await self.platform.post_privately(event, self.renderer.notice(text))
