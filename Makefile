@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/connectors.py
+	$(BIN)/python bench/interactions.py
 	$(BIN)/python bench/soak.py
 
 clean:
