@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/connectors.py
 	$(BIN)/python bench/slack_http.py
+	$(BIN)/python bench/interactions.py
 	$(BIN)/python bench/soak.py
 
 clean:

@@ -1,10 +1,11 @@
 """The assistant's core: `/paper` commands and threaded follow-ups, for every connector.
 
-Connectors translate platform events into `IncomingMessage`s, call `command` or
-`follow_up`, and render the `Reply`. No platform library is imported here. Requests and
-answer times are counted here, so every connector is measured the same way.
+Connectors hand it typed commands (`run`) and thread messages (`follow_up`), and render
+the `Reply`: what it says (plain and rich text, parts), who sees it, whether it opens a
+thread. No platform library is imported here. Requests and answer times are counted
+here, so every connector is measured the same way.
 
->>> reply = assistant.command(IncomingMessage("console", "me", "local", "search LoRA"))
+>>> reply = assistant.run(Search("LoRA"), Origin("console", "me", "local"))
 """
 
 from __future__ import annotations
@@ -13,19 +14,34 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Protocol
 
 from assistant.answering import Answerer
-from assistant.commands import USAGE, Command, UsageError, parse_command
+from assistant.commands import (
+    USAGE,
+    Ask,
+    Command,
+    Help,
+    ListDigest,
+    PostDigest,
+    Search,
+    Show,
+    Subscribe,
+    Unclear,
+    Unsubscribe,
+    parse_command,
+)
 from assistant.conversations import ConversationStore, Scope, Turn
 from assistant.digest.publisher import PublishReport
 from assistant.errors import InvalidInputError, NotFoundError, UserError
 from assistant.ids import find_arxiv_id, paper_key
-from assistant.messages import IncomingMessage, PaperCard, Reply, ResultItem, ResultList
+from assistant.messages import IncomingMessage, Origin, PaperCard, Reply, ResultItem, ResultList
 from assistant.metrics import Metrics, Outcome, process_metrics
 from assistant.models import Paper
 from assistant.ratelimit import RateLimiter
+from assistant.rich import RichText, bold, code, quoted, rich, with_code
 from assistant.search import Searcher
 from assistant.settings import AnswerSettings
 from assistant.state import StateStore
@@ -36,7 +52,7 @@ Delta = Callable[[str], None]
 _RANK = re.compile(r"^#?(\d{1,3})$")
 # Errors that are the user's doing (bad input, unknown paper, a rate limit, not an admin):
 # counted as "refused". Any other error means the assistant could not answer.
-_REFUSALS = (InvalidInputError, NotFoundError, UsageError)
+_REFUSALS = (InvalidInputError, NotFoundError)
 
 
 def find_paper(store: StateStore, text: str) -> Paper:
@@ -120,23 +136,31 @@ class Assistant:
     def conversations(self) -> ConversationStore:
         return self._conversations
 
-    def command(self, message: IncomingMessage, on_delta: Delta | None = None) -> Reply:
-        """Run a `/paper` command; `message.text` is what follows `/paper`."""
-        try:
-            parsed = parse_command(message.text)
-        except UserError as exc:
-            self._metrics.count_request(message.platform, "unknown", "refused")
-            return Reply(str(exc), ephemeral=True, kind="error")
+    @property
+    def store(self) -> StateStore:
+        return self._store
+
+    def run(self, command: Command, origin: Origin, on_delta: Delta | None = None) -> Reply:
+        """Run a `/paper` command for `origin` (an `Ask`'s answer streams to `on_delta`)."""
+        if isinstance(command, Unclear):
+            self._metrics.count_request(origin.platform, "unknown", "refused")
+            body = rich(command.problem, "\n\n", USAGE)
+            return Reply.formatted(body, visibility="private", kind="error")
         return self._counted(
-            message.platform, parsed.verb, lambda: self._run(parsed, message, on_delta)
+            origin.platform, command.verb, lambda: self._run(command, origin, on_delta)
         )
+
+    def command(self, message: IncomingMessage, on_delta: Delta | None = None) -> Reply:
+        """A command typed as text (`message.text` is what follows `/paper`): parsed,
+        then run. For the CLI and benchmarks; connectors parse and call `run`."""
+        return self.run(parse_command(message.text), message.origin, on_delta)
 
     def follow_up(self, message: IncomingMessage, on_delta: Delta | None = None) -> Reply:
         """A message in a thread: a question in that thread's conversation."""
         return self._counted(
             message.platform,
             "follow_up",
-            lambda: self._answer(message, message.text, None, on_delta),
+            lambda: self._answer(message.origin, message.text, None, on_delta),
         )
 
     def ask(
@@ -144,7 +168,9 @@ class Assistant:
     ) -> Reply:
         """A question in `message.thread`'s conversation, optionally limited to `scope`."""
         return self._counted(
-            message.platform, "ask", lambda: self._answer(message, message.text, scope, on_delta)
+            message.platform,
+            "ask",
+            lambda: self._answer(message.origin, message.text, scope, on_delta),
         )
 
     def start_thread(self, platform: str, channel: str, thread: str, scope: Scope) -> None:
@@ -159,7 +185,7 @@ class Assistant:
             return run()
         except UserError as exc:
             outcome = "refused" if isinstance(exc, _REFUSALS) else "error"
-            return Reply(str(exc), ephemeral=True, kind="error")
+            return Reply.formatted(with_code(str(exc)), visibility="private", kind="error")
         except Exception:
             outcome = "error"
             raise
@@ -170,24 +196,29 @@ class Assistant:
 
     # -- verbs ---------------------------------------------------------------------
 
-    def _run(self, command: Command, message: IncomingMessage, on_delta: Delta | None) -> Reply:
-        verb, arg = command.verb, command.argument
-        if verb == "help":
-            return Reply(USAGE, ephemeral=True, kind="help")
-        if verb == "search":
-            return self._search(message, arg)
-        if verb == "show":
-            return self._show(message, arg)
-        if verb == "ask":
-            scope, question = self._ask_scope(arg)
-            return self._answer(message, question, scope, on_delta)
-        if command.posts_digest:
-            return self._post_digest(message, arg.partition(" ")[2].strip())
-        if verb == "digest":
-            return self._digest(arg)
-        return self._subscription(message, subscribe=verb == "subscribe")
+    def _run(self, command: Command, origin: Origin, on_delta: Delta | None) -> Reply:
+        match command:
+            case Help():
+                return Reply.formatted(USAGE, visibility="private", kind="help")
+            case Search(query):
+                return self._search(origin, query)
+            case Show(reference):
+                return self._show(origin, reference)
+            case Ask(question, paper):
+                scope = (
+                    Scope(paper_ids=(find_paper(self._store, paper).paper_id,)) if paper else None
+                )
+                answer = self._answer(origin, question, scope, on_delta)
+                return replace(answer, opens_thread=origin.thread is None)
+            case PostDigest(week):
+                return self._post_digest(origin, week)
+            case ListDigest(week):
+                return self._digest(week)
+            case Subscribe() | Unsubscribe():
+                return self._subscription(origin, subscribe=isinstance(command, Subscribe))
+        raise AssertionError(f"unhandled command {command!r}")
 
-    def _limit(self, message: IncomingMessage) -> None:
+    def _limit(self, message: Origin) -> None:
         for limiter, key, who in (
             (self._per_user, f"{message.platform}:{message.user}", "You are"),
             (self._per_channel, f"{message.platform}:{message.channel}", "This channel is"),
@@ -198,64 +229,64 @@ class Assistant:
                     f"{who} asking faster than the limit; try again in {max(1, round(wait))} s."
                 )
 
-    def _search(self, message: IncomingMessage, query: str) -> Reply:
-        self._limit(message)
+    def _search(self, origin: Origin, query: str) -> Reply:
+        self._limit(origin)
         hits = self._searcher.search(query, k=5)
         if not hits:
-            return Reply(f"No papers match “{query}”.", ephemeral=True, kind="search")
+            nothing = rich("No papers match ", quoted(query, 200), ".")
+            return Reply.formatted(nothing, visibility="private", kind="search")
         items = tuple(ResultItem(h.paper_id, h.title, h.url, h.snippet, h.score) for h in hits)
-        lines = [f"*Papers for “{query}”*"]
-        lines += [f"{i}. {h.title} ({h.paper_id}) — {h.snippet}" for i, h in enumerate(hits, 1)]
-        return Reply(
-            "\n".join(lines),
-            (ResultList(f"Papers for “{query}”", items),),
-            ephemeral=True,
+        heading = f"Papers for “{query}”"
+        body: list[str | RichText] = [bold(heading)]
+        for i, h in enumerate(hits, 1):
+            body += [f"\n{i}. ", bold(h.title), f" ({h.paper_id}) — {h.snippet}"]
+        return Reply.formatted(
+            rich(*body),
+            parts=(ResultList(heading, items),),
+            visibility="private",
             kind="search",
+            share=Search(query).text,
         )
 
-    def _show(self, message: IncomingMessage, reference: str) -> Reply:
+    def _show(self, origin: Origin, reference: str) -> Reply:
         paper = find_paper(self._store, reference)
-        if message.thread:  # a follow-up in this thread is now about this paper
-            conversation = self._conversations.open(
-                message.platform, message.channel, message.thread
-            )
+        if origin.thread:  # a follow-up in this thread is now about this paper
+            conversation = self._conversations.open(origin.platform, origin.channel, origin.thread)
             self._conversations.set_focus(conversation, (paper.paper_id,))
         week = paper.weeks[-1] if paper.weeks else None
         card = paper_card(paper, week)
         unknown = "unknown"
-        text = "\n".join(
-            [
-                f"*{paper.title}* ({paper.paper_id})",
-                f"Authors: {', '.join(paper.authors) or unknown}",
-                f"Published: {paper.published or unknown} · Updated: {paper.updated or unknown}",
-                f"Link: {paper.url or unknown}",
-                f"Categories: {', '.join(paper.categories) or unknown}",
-                "",
-                card.summary or "No summary yet.",
-            ]
+        body = rich(
+            bold(paper.title),
+            f" ({paper.paper_id})",
+            f"\nAuthors: {', '.join(paper.authors) or unknown}",
+            f"\nPublished: {paper.published or unknown} · Updated: {paper.updated or unknown}",
+            f"\nLink: {paper.url or unknown}",
+            f"\nCategories: {', '.join(paper.categories) or unknown}",
+            "\n\n",
+            card.summary or "No summary yet.",
         )
-        return Reply(text, (card,), kind="paper", scope_paper_ids=(paper.paper_id,))
-
-    def _ask_scope(self, argument: str) -> tuple[Scope | None, str]:
-        first, _, rest = argument.partition(" ")
-        names_paper = find_arxiv_id(first) or (first.startswith("#") and _RANK.match(first))
-        if rest.strip() and names_paper:
-            paper = find_paper(self._store, first)
-            return Scope(paper_ids=(paper.paper_id,)), rest.strip()
-        return None, argument
+        return Reply.formatted(
+            body,
+            parts=(card,),
+            visibility="private",
+            kind="paper",
+            scope_paper_ids=(paper.paper_id,),
+            share=Show(paper.paper_id).text,
+        )
 
     def _answer(
         self,
-        message: IncomingMessage,
+        origin: Origin,
         question: str,
         scope: Scope | None,
         on_delta: Delta | None,
     ) -> Reply:
         started = time.perf_counter()
         self._answerer.validate(question)
-        self._limit(message)
-        thread = message.thread or message.message_id or "main"
-        conversation = self._conversations.open(message.platform, message.channel, thread, scope)
+        self._limit(origin)
+        thread = origin.thread or origin.message_id or "main"
+        conversation = self._conversations.open(origin.platform, origin.channel, thread, scope)
         effective = scope or conversation.scope
         answer = self._answerer.ask(
             question, effective, conversation.turns, conversation.focus, on_delta
@@ -265,7 +296,7 @@ class Assistant:
             Turn(
                 "user",
                 question,
-                user=message.user,
+                user=origin.user,
                 standalone=answer.standalone,
                 language=answer.language,
             ),
@@ -290,18 +321,17 @@ class Assistant:
             mode=answer.mode,
             language=answer.language,
             scope_paper_ids=answer.paper_ids,
+            # "none": the core's own words (no paper text), whose `/paper search` is code
+            rich=with_code(answer.text) if answer.mode == "none" else None,
         )
 
-    def _digest(self, argument: str) -> Reply:
+    def _digest(self, day: date | None) -> Reply:
         weeks = [w for w, _ in self._store.weeks()]
         if not weeks:
-            return Reply(
-                "No week has been ingested yet; an admin can run `paperbot ingest potw`.",
-                ephemeral=True,
-                kind="digest",
-            )
+            none_yet = rich("No week has been ingested yet; an admin can run ",
+                            code("paperbot ingest potw"), ".")  # fmt: skip
+            return Reply.formatted(none_yet, visibility="private", kind="digest")
         week = weeks[0]
-        day = _day(argument)
         if day is not None:
             found = self._store.week_containing(day)
             if found is None:
@@ -312,24 +342,22 @@ class Assistant:
             ResultItem(p.paper_id, p.title, p.url, _takeaway(p, week), 0.0) for p in papers
         )
         heading = f"Top ML papers of the week, {week_label(week)}"
-        lines = [f"*{heading}*"] + [
-            f"{i}. *{x.title}* — {x.snippet}" for i, x in enumerate(items, 1)
-        ]
-        return Reply("\n".join(lines), (ResultList(heading, items),), kind="digest")
+        body: list[str | RichText] = [bold(heading)]
+        for i, x in enumerate(items, 1):
+            body += [f"\n{i}. ", bold(x.title), f" — {x.snippet}"]
+        return Reply.formatted(rich(*body), parts=(ResultList(heading, items),), kind="digest")
 
-    def _post_digest(self, message: IncomingMessage, argument: str) -> Reply:
+    def _post_digest(self, origin: Origin, day: date | None) -> Reply:
         """`digest post [day]`: the week's full digest (header, cards, their threads) in
         this channel now, exactly once, like the scheduled post (admins only)."""
-        if not message.is_admin:
+        if not origin.is_admin:
             raise InvalidInputError("Only admins can post the digest in a channel.")
         if self._digest_poster is None:
             raise InvalidInputError(
                 "Posting the digest from chat needs `paperbot serve` with this platform's "
                 "connector; in a terminal, use `paperbot digest post`."
             )
-        week, report = self._digest_poster.post_now(
-            message.platform, message.channel, _day(argument)
-        )
+        week, report = self._digest_poster.post_now(origin.platform, origin.channel, day)
         label = week_label(week)
         if report.posted == 0 and report.recovered == 0:
             text = f"The digest of {label} is already in this channel; nothing was posted again."
@@ -337,38 +365,26 @@ class Assistant:
             text = f"Posted the digest of {label} here: {report.posted} messages."
             if report.already_posted:
                 text += f" {report.already_posted} were already posted and were not repeated."
-        return Reply(text, ephemeral=True, kind="info")
+        return Reply.formatted(rich(text), visibility="private", kind="info")
 
-    def _subscription(self, message: IncomingMessage, subscribe: bool) -> Reply:
-        if not message.is_admin:
+    def _subscription(self, origin: Origin, subscribe: bool) -> Reply:
+        if not origin.is_admin:
             raise InvalidInputError("Only admins can change this channel's digest subscription.")
         if subscribe:
-            new = self._conversations.subscribe(message.platform, message.channel, message.user)
+            new = self._conversations.subscribe(origin.platform, origin.channel, origin.user)
             text = (
                 "This channel will get the weekly digest."
                 if new
                 else "This channel already gets the weekly digest."
             )
         else:
-            gone = self._conversations.unsubscribe(message.platform, message.channel)
+            gone = self._conversations.unsubscribe(origin.platform, origin.channel)
             text = (
                 "This channel will no longer get the weekly digest."
                 if gone
                 else "This channel was not subscribed."
             )
-        return Reply(text, kind="info")
-
-
-def _day(argument: str) -> date | None:
-    """The day a `digest` argument names (None when it names none)."""
-    if not argument.strip():
-        return None
-    try:
-        return date.fromisoformat(argument.strip())
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"`digest` takes a date like 2024-07-08, not “{argument[:40]}”."
-        ) from exc
+        return Reply.formatted(rich(text), kind="info")
 
 
 def _takeaway(paper: Paper, week: date) -> str:

@@ -1,7 +1,8 @@
 """What flows between the core and the chat connectors: small, frozen, platform-neutral.
 
-A connector turns a platform event into an `IncomingMessage`, hands it to the core, and
-renders the `Reply` it gets back (text plus structured parts) in its own way.
+A connector hands the core a typed command (`assistant.commands`) with its `Origin`, or a
+thread message as an `IncomingMessage`, and renders the `Reply` it gets back (text, rich
+text, structured parts, who sees it, whether it opens a thread) in its own way.
 """
 
 from __future__ import annotations
@@ -9,6 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
+
+from assistant.rich import RichText
+
+Visibility = Literal["public", "private"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who runs a command, and where: (platform, channel, thread) names a conversation.
+
+    `thread` is the platform's thread id (None at the top level); `message_id` the
+    message that carries the command or, for `ask`, the message its answer goes in.
+    """
+
+    platform: str
+    user: str
+    channel: str
+    thread: str | None = None
+    is_admin: bool = False
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +47,12 @@ class IncomingMessage:
     thread: str | None = None
     is_admin: bool = False
     message_id: str | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(
+            self.platform, self.user, self.channel, self.thread, self.is_admin, self.message_id
+        )
 
 
 @dataclass(frozen=True)
@@ -91,18 +118,41 @@ ReplyPart = PaperCard | ResultList | Citation
 
 @dataclass(frozen=True)
 class Reply:
-    """What the core answers. `text` is Markdown-ish plain text every connector can show;
-    `parts` carry structure for richer rendering. `ephemeral` replies go only to the asker
-    where the platform allows it."""
+    """What the core answers.
+
+    `text` is the whole reply as plain text (an answer as written, quoting papers; a log
+    line). `rich` is the core's own formatting of it (help, errors, notices, lists): when
+    set, connectors render it, else they show `text` literally. `parts` carry structure
+    for richer rendering. `visibility` says who sees it ("private": only the asker, where
+    the platform allows it); `opens_thread`, that its message roots a thread that carries
+    the conversation on; `share`, the command that shows these private results to everyone.
+    """
 
     text: str
     parts: tuple[ReplyPart, ...] = ()
-    ephemeral: bool = False
+    visibility: Visibility = "public"
     kind: Literal["answer", "search", "paper", "digest", "help", "error", "info"] = "info"
     mode: Literal["llm", "extractive", "none"] | None = None
     language: str = "en"
     scope_paper_ids: tuple[str, ...] = field(default=())
+    rich: RichText | None = None
+    opens_thread: bool = False
+    share: str | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.visibility == "private"
+
+    @property
+    def ephemeral(self) -> bool:
+        """The older name of `private`."""
+        return self.private
 
     @property
     def citations(self) -> tuple[Citation, ...]:
         return tuple(p for p in self.parts if isinstance(p, Citation))
+
+    @classmethod
+    def formatted(cls, body: RichText, **fields: object) -> Reply:
+        """A reply of the core's own words: `text` is `body` without its styles."""
+        return cls(body.plain, rich=body, **fields)  # type: ignore[arg-type]

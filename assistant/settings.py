@@ -270,6 +270,12 @@ class SlackSettings(BaseSettings):
         "",
         description="User IDs treated as admins (comma list), besides workspace admins/owners.",
     )
+    distribution: Literal["internal", "marketplace", "distributed"] = Field(
+        "internal",
+        description="How the app is installed: only in its own workspace (internal), from "
+        "the Slack Marketplace, or in other workspaces without the Marketplace "
+        "(distributed: Slack then allows 15 messages a history request, one a minute).",
+    )
 
     @property
     def allowed_channel_ids(self) -> frozenset[str]:

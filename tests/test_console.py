@@ -164,9 +164,9 @@ def test_an_admin_posts_the_full_digest_from_chat_exactly_once(
         return answer.text
 
     assert reply("digest post", admin=False) == "Only admins can post the digest in a channel."
-    assert "needs `paperbot serve --slack`" in reply("digest post", platform="slack")
+    assert "needs paperbot serve --slack" in reply("digest post", platform="slack")
     assert "a date like 2024-07-08" in reply("digest post next monday")
     no_poster = stack.assistant().command(
         IncomingMessage("console", "u9", "local", "digest post", is_admin=True)
     )
-    assert "needs `paperbot serve`" in no_poster.text
+    assert "needs paperbot serve" in no_poster.text

@@ -15,6 +15,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -29,10 +30,12 @@ from assistant.digest.publisher import DigestPublisher, plan_posts
 from assistant.embedding import SentenceTransformerEmbedder
 from assistant.feedback import FeedbackStore
 from assistant.settings import DiscordSettings, Settings
-from connectors.discord import translate as tr
 from connectors.discord.app import DiscordConnector, sync_commands
 from connectors.discord.digest import DiscordDigestChannel, post_marker
 from connectors.discord.render import qa_messages, validate_discord_message
+from connectors.discord.replies import CONTINUED, LOOKING, WRITING
+from connectors.flow.platform import Place, Posted
+from connectors.flow.texts import APOLOGY, THANKS
 from tests.errorlog import ErrorLog, watch_errors
 from tests.fakes.discord_api import (
     BOT_ID,
@@ -104,6 +107,11 @@ class Bot:
         return str(self.api.message(message_id)["thread"]["id"])
 
 
+async def thread_on(bot: Bot, channel: str, message_id: str, title: str) -> str:
+    """A thread started on a message, as the connector starts them."""
+    return await bot.connector.flows.platform.open_thread(Posted(Place(channel), message_id), title)
+
+
 def digest_builder(stack: Stack) -> DigestBuilder:
     cards = CardWriter(stack.store, stack.searcher, stack.embedder, None, qa_pairs=4)
     return DigestBuilder(stack.store, cards, stack.settings.digest)
@@ -149,8 +157,9 @@ def stack(shared_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
 def api() -> Iterator[FakeDiscordAPI]:
     with FakeDiscordAPI() as fake:
         yield fake
-    # the fake answers a payload over Discord's limits with 400 (50035): there was none
-    refused = [(c.route, c.json) for c in fake.calls if c.status == 400 and c.route != THREAD]
+    # the fake refuses a body outside Discord's rules (400: 50035) and a first response
+    # after 3 s (404: 10062): there was none
+    refused = [(c.route, c.status, c.json) for c in fake.refused()]
     assert not refused, refused[:2]
 
 
@@ -264,7 +273,8 @@ async def test_search_is_deferred_privately_and_has_a_post_to_channel_button(bot
     assert valid([results])
     (row,) = results.json["components"]
     (button,) = row["components"]
-    assert button["custom_id"] == f"paper:share:{query}" and button["label"] == "Post to channel"
+    assert button["custom_id"] == f"paper:share:search {query}"
+    assert button["label"] == "Post to channel"
     assert bot.api.history(bot.channel) == []  # nothing public
 
     (private,) = bot.api.interaction_messages(command["token"])
@@ -281,7 +291,8 @@ async def test_help_and_errors_are_answered_privately(bot: Bot) -> None:
     await bot.interact(bot.api.command("show", bot.channel, paper="9999.99999"))
     followups = bot.api.calls_to(FOLLOWUP)
     assert [c.json["flags"] for c in followups] == [64, 64]
-    assert "/paper search" in sent(followups[:1]) and "**`/paper` commands**" in sent(followups[:1])
+    assert "`/paper search <query>`" in sent(followups[:1])
+    assert "**/paper commands**" in sent(followups[:1])
     assert "No paper '9999.99999' is in the index" in sent(followups[1:])
     # an error after a public defer: the "thinking…" message goes, the error is private
     await bot.interact(bot.api.command("ask", bot.channel, question="why " * 600))
@@ -298,11 +309,11 @@ async def test_a_failure_is_logged_once_and_the_user_gets_a_private_apology(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr(bot.connector._assistant, "command", broken)
+    monkeypatch.setattr(bot.connector.flows._assistant, "run", broken)
     await bot.interact(bot.api.command("digest", bot.channel))  # a public command
     assert len(bot.api.calls_to(DELETE_ORIGINAL, ok_only=True)) == 1
     (apology,) = bot.api.calls_to(FOLLOWUP)
-    assert apology.json["flags"] == 64 and apology.json["content"] == tr.APOLOGY
+    assert apology.json["flags"] == 64 and apology.json["content"] == APOLOGY.plain
     assert bot.api.history(bot.channel) == []
     error_log.expected = 1
     assert error_log.records[0].exc_info is not None
@@ -354,9 +365,10 @@ async def test_answers_carry_feedback_buttons_and_the_last_vote_of_each_user_cou
     assert buttons == ["paper:vote:helpful", "paper:vote:unhelpful"]
     for user, vote in (("3", "helpful"), ("3", "unhelpful"), ("4", "helpful")):
         await bot.interact(bot.api.click(answer["id"], f"paper:vote:{vote}", user_id=user * 19))
-    thanks = bot.api.calls_to(CALLBACK)[-3:]
-    assert all(c.json["data"]["flags"] == 64 for c in thanks)
-    assert all(c.json["data"]["content"] == tr.THANKS for c in thanks)
+    clicks = bot.api.calls_to(CALLBACK)[-3:]
+    assert all(c.json == {"type": 6} for c in clicks)  # acknowledged silently at once
+    thanks = bot.api.calls_to(FOLLOWUP)[-3:]
+    assert all(c.json["flags"] == 64 and c.json["content"] == THANKS.plain for c in thanks)
     assert FeedbackStore(bot.stack.store).votes("discord", bot.channel, answer["id"]) == {
         "3" * 19: "unhelpful",
         "4" * 19: "helpful",
@@ -370,11 +382,11 @@ async def test_with_the_content_intent_thread_replies_need_no_mention_and_bots_a
     try:
         root = api.user_message(bot.channel, "a message to hang threads on")
         await bot.say(root)  # not a thread, no mention: ignored
-        ours = await bot.connector._thread_on(bot.channel, root["id"], "ours")
+        ours = await thread_on(bot, bot.channel, root["id"], "ours")
         assert ours is not None
         stack.conversations.open("discord", bot.channel, ours)
         other = api.user_message(bot.channel, "a stranger's thread root")
-        strangers = await bot.connector._thread_on(bot.channel, other["id"], "theirs")
+        strangers = await thread_on(bot, bot.channel, other["id"], "theirs")
         assert strangers is not None
         own = api.user_message(ours, "What is FlashAttention-3?", user_id=BOT_ID)
         own["author"]["bot"] = True
@@ -466,6 +478,27 @@ async def test_a_digest_is_posted_with_a_thread_per_card_answered_about_its_pape
         recorded = publisher.posted("discord", bot.channel, digest)[key]
         assert ref == recorded
     assert await channel.find(bot.channel, "2024-07-08/en/card:nope#0") is None
+
+
+async def test_a_card_whose_pdf_url_is_too_long_for_a_button_is_posted_with_the_rest(
+    bot: Bot, digest: Digest
+) -> None:
+    """Discord refuses a link button URL over 512 characters (the whole message: 400);
+    the PDF link then stays in the card's fields and every card is posted."""
+    long_pdf = "https://proceedings.example.org/papers/" + "x" * 540 + ".pdf"
+    assert len(long_pdf) > 512
+    cards = [replace(c, pdf_url=long_pdf) if c.rank == 2 else c for c in digest.cards]
+    with_long_pdf = replace(digest, cards=tuple(cards))
+    channel = DiscordDigestChannel(bot.client, post_interval=0)
+    report = await DigestPublisher(bot.stack.store, bot.stack.conversations).publish(
+        with_long_pdf, channel, bot.channel
+    )
+    roots = bot.api.history(bot.channel)
+    assert len(roots) == 1 + len(digest.cards) and report.posted == len(bot.api.calls_to(POST))
+    second = next(m for m in roots if m["embeds"][0].get("title", "").startswith("2\\."))
+    buttons = [b for r in second["components"] for b in r["components"]]
+    assert all(b.get("url") != long_pdf for b in buttons)
+    assert long_pdf in json.dumps(second["embeds"])  # still one click away, in the card
 
 
 async def test_an_admin_posts_the_weeks_digest_here_with_digest_post(
@@ -561,7 +594,7 @@ async def test_card_buttons_all_qa_once_and_ask_through_a_form(bot: Bot, digest:
     answer = bot.api.history(thread)[-1]
     assert answer["content"] == f"<@2000000000000000005> asked: {question}"
     assert cited(bot.stack, bot.channel, thread) == {FA3}
-    assert f"<#{thread}>" in sent(bot.api.calls_to(FOLLOWUP)[-1:])
+    assert bot.api.calls_to(CALLBACK)[-1].json == {"type": 6}  # the form closes at once
 
 
 # -- limits, streaming, pacing -------------------------------------------------------------
@@ -587,7 +620,7 @@ async def test_an_oversized_answer_is_split_across_the_answer_and_its_thread(
     (answer,) = api.history(bot.channel)
     thread = bot.thread_of(answer["id"])
     rest = api.history(thread)
-    assert rest and all(m["content"] == tr.CONTINUED for m in rest)
+    assert rest and all(m["content"] == CONTINUED for m in rest)
     assert valid(api.calls_to(ORIGINAL) + api.calls_to(POST))
     shown = "".join(e.get("description", "") for m in [answer, *rest] for e in m["embeds"])
     numbers = [int(n) for n in re.findall(r"\((\d+)\) FlashAttention", shown)]
@@ -617,12 +650,66 @@ async def test_acks_stay_fast_while_the_model_streams_an_answer_edited_at_most_o
     defer = next(c for c in api.calls_to(CALLBACK) if to(search["token"])(c))
     assert defer.at - fed < 1.0  # deferred at once, while the worker was busy
     edits = [c for c in api.calls_to(ORIGINAL) if to(ask["token"])(c)]
-    streaming = [e for e in edits if tr.WRITING in sent([e])]
-    assert len(streaming) >= 2 and len(edits) == len(streaming) + 1
+    streaming = [e for e in edits if WRITING in sent([e])]
+    assert LOOKING in sent(edits[:1])  # the placeholder: who asked what
+    assert len(streaming) >= 2 and len(edits) == len(streaming) + 2
     assert all(b.at - a.at >= 0.9 for a, b in itertools.pairwise(streaming))
-    assert tr.WRITING not in sent(edits[-1:]) and "[1]" in sent(edits[-1:])
+    assert WRITING not in sent(edits[-1:]) and "[1]" in sent(edits[-1:])
     results = next(c for c in api.calls_to(FOLLOWUP) if to(search["token"])(c))
     assert results.at > edits[-1].at  # the search waited for the worker, not for its ack
+
+
+async def test_every_interaction_is_answered_within_3_s_while_slow_answers_fill_the_workers(
+    stack: Stack, api: FakeDiscordAPI, built_digest: Digest
+) -> None:
+    """Six slow LLM answers (6 s each) fill the four workers; meanwhile a vote, the ask
+    button (a modal), an autocomplete, All Q&A, and slash commands each get their first
+    response within Discord's 3 s (after that Discord answers 10062 and the user sees
+    "This interaction failed")."""
+    with FakeOpenAIServer() as llm:
+        bot = await started(Bot(stack, api, llm=llm, workers=4))
+        try:
+            digest_channel = DiscordDigestChannel(bot.client, post_interval=0)
+            await DigestPublisher(bot.stack.store, bot.stack.conversations).publish(
+                built_digest, digest_channel, bot.channel
+            )
+            await bot.interact(
+                api.command("ask", bot.channel, question="What is FlashAttention-3?")
+            )
+            answer = next(m for m in api.history(bot.channel) if m["content"].endswith("3?"))
+            card = card_root(api, bot.channel, FA3)
+            llm.delay_next(6, 6.0)
+            for n in range(6):
+                question = f"How does FlashAttention-3 use FP8 on Hopper GPUs ({n})?"
+                user = f"30000000000000000{n:02d}"
+                slow = api.command("ask", bot.channel, user, question=question)
+                await bot.interact(slow, settle=False)
+            deadline = time.monotonic() + 20
+            while len(llm.chat_requests) < 1 + 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(llm.chat_requests) >= 5, "the workers never got busy"
+            quick = {
+                "vote": api.click(answer["id"], "paper:vote:helpful"),
+                "modal": api.click(card["id"], f"paper:ask:{FA3}"),
+                "autocomplete": api.autocomplete("show", "paper", "flash", bot.channel),
+                "all_qa": api.click(card["id"], f"paper:qa:2024-07-08:{FA3}"),
+                "search": api.command("search", bot.channel, query="experts"),
+                "help": api.command("help", bot.channel),
+            }
+            fed = {name: await bot.interact(p, settle=False) for name, p in quick.items()}
+            await asyncio.sleep(3.5)  # every first response is due by now
+            first = {
+                name: next((c for c in api.calls_to(CALLBACK) if to(p["token"])(c)), None)
+                for name, p in quick.items()
+            }
+            assert await bot.connector.drain(90)
+        finally:
+            await bot.connector.close()
+    late = {
+        n: c and round(c.at - fed[n], 2) for n, c in first.items() if not c or c.at - fed[n] > 3
+    }
+    assert not late, late
+    assert all(c is not None and c.status < 300 for c in first.values())
 
 
 async def test_a_429_is_retried_after_retry_after_and_the_reply_still_arrives(bot: Bot) -> None:
@@ -645,12 +732,12 @@ async def test_the_channel_allowlist_counts_a_thread_as_its_parent(
         await bot.interact(api.command("search", bot.channel, query="flash attention"))
         (refused,) = api.calls_to(CALLBACK)
         assert refused.json["type"] == 4 and refused.json["data"]["flags"] == 64
-        assert refused.json["data"]["content"] == tr.NOT_ENABLED
+        assert "DISCORD_ALLOWED_CHANNELS" in refused.json["data"]["content"]
         mention = api.user_message(bot.channel, f"<@{BOT_ID}> hi there", mention=True)
         await bot.say(mention)
-        assert api.history(bot.channel)[-1]["content"] == tr.NOT_ENABLED
+        assert "not enabled in this channel" in api.history(bot.channel)[-1]["content"]
         root = api.user_message(allowed, "root")
-        thread = await bot.connector._thread_on(allowed, root["id"], "a thread")
+        thread = await thread_on(bot, allowed, root["id"], "a thread")
         assert thread is not None
         await bot.interact(api.command("search", thread, query="flash attention"))
         assert "FlashAttention-3" in sent(api.calls_to(FOLLOWUP))

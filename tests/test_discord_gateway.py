@@ -179,6 +179,20 @@ def test_the_bot_answers_over_the_gateway_and_resumes_after_the_connection_drops
     assert gateway.wait_closed(last) is not None  # the bot closed its socket, with a frame
 
 
+def test_ready_means_the_commands_are_registered_even_when_discord_is_slow_to_take_them(
+    stack: Stack, api: FakeDiscordAPI, gateway: FakeDiscordGateway
+) -> None:
+    """READY arrives, then the command sync takes a while: /readyz must not say ready (and
+    route traffic to a bot whose `/paper` does not exist yet) before the sync is done."""
+    api.delay("PUT /applications/{app_id}/commands", 1.0)
+    running = start_bot(stack, api)
+    try:
+        wait_until(lambda: running.ready()[0])
+        assert [c["name"] for c in api.commands[None]] == ["paper"]
+    finally:
+        assert stopped_within(running) < 5
+
+
 def test_a_session_discord_forgot_is_identified_again_and_messages_arrive_over_it(
     stack: Stack, api: FakeDiscordAPI, gateway: FakeDiscordGateway, error_log: ErrorLog
 ) -> None:

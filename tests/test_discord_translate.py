@@ -5,33 +5,26 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import pytest
 
-from assistant.commands import USAGE
+from assistant.commands import USAGE, Ask, ListDigest, PostDigest, Search
 from assistant.digest.split import text_length
-from assistant.messages import Citation, IncomingMessage, PaperCard, Reply, ResultItem, ResultList
+from assistant.messages import Citation, PaperCard, Reply, ResultItem, ResultList
+from assistant.rich import code, rich
+from connectors.discord import replies
 from connectors.discord import translate as tr
 from connectors.discord.digest import MARKED_LIMITS, has_marker, marked, post_marker, root_key
 from connectors.discord.render import DISCORD_LIMITS, card_messages, validate_discord_message
+from connectors.flow.platform import MessageEvent, Place
 from tests.fakes.discord_api import BOT_ID, BOT_USER, MANAGE_GUILD, FakeDiscordAPI
 from tests.test_digest_render import DIGESTS
 
 CHANNEL = "1250000000000000000"
 THREAD = "1250000000000000005"
-
-
-def interaction(verb: str, channel: dict[str, Any], permissions: int = 0, **options: str) -> Any:
-    values = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
-    sub = {"name": verb, "type": 1, "options": values}
-    return {
-        "type": 2,
-        "channel_id": channel["id"],
-        "channel": channel,
-        "member": {"user": {"id": "U1"}, "permissions": str(permissions)},
-        "data": {"name": "paper", "type": 1, "options": [sub]},
-    }
 
 
 TEXT = {"id": CHANNEL, "type": 0}
@@ -41,13 +34,19 @@ IN_THREAD = {"id": THREAD, "type": 11, "parent_id": CHANNEL}
 # -- incoming --------------------------------------------------------------------------
 
 
-def test_commands_become_the_cores_command_text_and_a_thread_counts_as_its_parent() -> None:
-    search = tr.command_to_message(interaction("search", TEXT, query="  flash   attention "))
-    assert search == IncomingMessage("discord", "U1", CHANNEL, "search flash attention")
-    ask = tr.command_to_message(interaction("ask", IN_THREAD, question="how fast?", paper="#2"))
-    assert (ask.text, ask.channel, ask.thread) == ("ask #2 how fast?", CHANNEL, THREAD)
-    assert tr.command_to_message(interaction("digest", TEXT)).text == "digest"
-    assert tr.command_text({"name": "paper"}) == "help"
+def test_typed_options_become_the_cores_commands_and_a_thread_counts_as_its_parent() -> None:
+    assert tr.typed_command("search", {"query": "  flash   attention "}) == Search(
+        "flash attention"
+    )
+    asked = tr.typed_command("ask", {"question": f"<@{BOT_ID}> how fast?", "paper": "#2"})
+    assert asked == Ask("how fast?", "#2")
+    assert tr.typed_command("digest", {"week": None, "post": False}) == ListDigest()
+    assert tr.typed_command("digest", {"week": "2024-07-10", "post": True}) == PostDigest(
+        date(2024, 7, 10)
+    )
+    assert tr.typed_command("digest", {"week": "next monday"}).verb == "unknown"
+    assert tr.typed_command("search", {"query": "   "}).verb == "unknown"
+    assert tr.place(TEXT) == Place(CHANNEL) and tr.place(IN_THREAD) == Place(CHANNEL, THREAD)
 
 
 @pytest.mark.parametrize(
@@ -58,9 +57,7 @@ def test_commands_become_the_cores_command_text_and_a_thread_counts_as_its_paren
 def test_admins_have_manage_server_or_are_listed(
     permissions: int, admins: str, expected: bool
 ) -> None:
-    payload = interaction("subscribe", TEXT, permissions)
-    message = tr.command_to_message(payload, frozenset(a for a in [admins] if a))
-    assert message.is_admin is expected
+    assert tr.is_admin(str(permissions), "U1", frozenset(a for a in [admins] if a)) is expected
 
 
 def message(content: str, mention: bool = False, **extra: Any) -> dict[str, Any]:
@@ -76,19 +73,23 @@ def message(content: str, mention: bool = False, **extra: Any) -> dict[str, Any]
 
 
 def test_thread_messages_are_for_us_when_they_mention_us_or_with_the_content_intent() -> None:
-    asked = tr.message_to_incoming(
-        message(f"<@{BOT_ID}>  and how fast is it?", True), BOT_ID, CHANNEL
-    )
-    assert asked == IncomingMessage(
-        "discord", "U2", CHANNEL, "and how fast is it?", thread=THREAD, message_id="M1"
+    asked = tr.message_event(message(f"<@{BOT_ID}>  and how fast is it?", True), BOT_ID, CHANNEL)
+    assert asked == MessageEvent(
+        platform="discord",
+        user="U2",
+        place=Place(CHANNEL, THREAD),
+        text="and how fast is it?",
+        message_id="M1",
+        mentioned=True,
+        delivery_id="M1",
     )
     plain = message("and how fast is it?")
-    assert tr.message_to_incoming(plain, BOT_ID, CHANNEL) is None  # no intent, no mention
-    assert tr.message_to_incoming(plain, BOT_ID, CHANNEL, content_intent=True) is not None
-    outside = tr.message_to_incoming(plain | {"channel_id": CHANNEL}, BOT_ID, None, True)
+    assert tr.message_event(plain, BOT_ID, CHANNEL) is None  # no intent, no mention
+    assert tr.message_event(plain, BOT_ID, CHANNEL, content_intent=True) is not None
+    outside = tr.message_event(plain | {"channel_id": CHANNEL}, BOT_ID, None, True)
     assert outside is None  # outside a thread only a mention is for us
-    mention = tr.message_to_incoming(message(f"<@!{BOT_ID}> hi <:wave:123>", True), BOT_ID, None)
-    assert mention is not None and mention.thread is None and mention.text == "hi :wave:"
+    mention = tr.message_event(message(f"<@!{BOT_ID}> hi <:wave:123>", True), BOT_ID, None)
+    assert mention is not None and mention.place.thread is None and mention.text == "hi :wave:"
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,7 @@ def test_thread_messages_are_for_us_when_they_mention_us_or_with_the_content_int
 )
 def test_bots_webhooks_system_and_empty_messages_are_ignored(changes: dict[str, Any]) -> None:
     payload = message(f"<@{BOT_ID}> what is it?", True) | changes
-    assert tr.message_to_incoming(payload, BOT_ID, CHANNEL, content_intent=True) is None
+    assert tr.message_event(payload, BOT_ID, CHANNEL, content_intent=True) is None
 
 
 # -- outgoing --------------------------------------------------------------------------
@@ -130,11 +131,11 @@ def test_an_oversized_answer_is_split_to_every_limit_and_nothing_is_lost() -> No
         for n in range(1, 6)
     )  # fmt: skip
     reply = Reply(" ".join(sentences), citations, kind="answer", mode="llm")
-    messages = tr.reply_messages(reply, asked=("U1", "how fast is it? " * 200))
+    messages = replies.reply_messages(reply, asked=("U1", "how fast is it? " * 200))
     assert len(messages) > 2
     assert_valid(messages)
     assert messages[0]["content"].startswith("<@U1> asked: how fast is it?")
-    assert all(m["content"] == tr.CONTINUED for m in messages[1:])
+    assert all(m["content"] == replies.CONTINUED for m in messages[1:])
     text = all_text(messages)
     found = [int(n) for n in re.findall(r"Sentence (\d+) says", text)]
     assert found == list(range(900))  # every sentence, once, in order
@@ -145,30 +146,35 @@ def test_an_oversized_answer_is_split_to_every_limit_and_nothing_is_lost() -> No
     assert "\\*FP8\\*" in text and "&" in text  # paper text is shown literally
 
 
-def test_search_results_carry_a_share_button_unless_the_query_is_too_long() -> None:
+def test_private_results_carry_a_share_button_unless_the_command_is_too_long() -> None:
     items = tuple(
         ResultItem(f"2407.0{n}", f"Paper *{n}*", f"https://arxiv.org/abs/2407.0{n}", "snip", 1.0)
         for n in range(5)
     )
-    reply = Reply("…", (ResultList("Papers for “moe”", items),), ephemeral=True, kind="search")
-    (results,) = tr.reply_messages(reply, share_query="moe")
-    assert_valid([results])
-    assert results["embeds"][0]["title"] == "Papers for “moe”"
+    results = (ResultList("Papers for “moe”", items),)
+    reply = Reply("…", results, "private", kind="search", share="search moe")
+    (shown,) = replies.reply_messages(reply)
+    assert_valid([shown])
+    assert shown["embeds"][0]["title"] == "Papers for “moe”"
     assert "1\\. **[Paper \\*0\\*](https://arxiv.org/abs/2407.00)** (2407.00) — snip" in all_text(
-        [results]
+        [shown]
     )
-    (button,) = results["components"][0]["components"]
-    assert button["custom_id"] == "paper:share:moe"
-    (long,) = tr.reply_messages(reply, share_query="x" * 100)
+    (button,) = shown["components"][0]["components"]
+    assert button["custom_id"] == "paper:share:search moe"
+    (long,) = replies.reply_messages(replace(reply, share="search " + "x" * 100))
     assert "components" not in long
+    (public,) = replies.reply_messages(replace(reply, visibility="public"))
+    assert "components" not in public
 
 
-def test_core_text_keeps_its_bold_and_is_split_to_2000_characters() -> None:
-    (help_message,) = tr.reply_messages(Reply(USAGE, kind="help", ephemeral=True))
-    assert help_message["content"].startswith("**`/paper` commands**")
+def test_the_cores_rich_text_is_discord_markdown_split_to_2000_characters() -> None:
+    (help_message,) = replies.reply_messages(Reply.formatted(USAGE, visibility="private"))
+    assert help_message["content"].startswith("**/paper commands**\n• `/paper search <query>`")
     assert help_message["embeds"] == []
-    assert tr.core_markdown("*a* `b*c*` 2*3*4 **d**") == "**a** `b*c*` 2*3*4 **d**"
-    long_notice = tr.text_messages("A notice line. " * 400)
+    body = rich("Try ", code("x `y` z"), " *not bold* <@123>")
+    (notice,) = replies.text_messages(body)
+    assert notice["content"] == "Try `` x `y` z `` \\*not bold\\* \\<@123>"
+    long_notice = replies.text_messages("A notice line. " * 400)
     assert len(long_notice) > 1 and all(text_length(m["content"]) <= 2000 for m in long_notice)
     assert_valid(long_notice)
 
@@ -177,7 +183,7 @@ def test_a_paper_card_with_a_huge_author_list_keeps_every_author() -> None:
     authors = tuple(f"Author {n}" for n in range(400))
     card = PaperCard("2407.08608", "FlashAttention-3 " * 30, "https://arxiv.org/abs/2407.08608",
                      authors, summary="A summary. " * 800)  # fmt: skip
-    messages = tr.reply_messages(Reply("…", (card,), kind="paper"))
+    messages = replies.reply_messages(Reply("…", (card,), kind="paper"))
     assert_valid(messages)
     text = all_text(messages)
     assert "Author 0, Author 1" in text and "Author 399" in text
@@ -186,10 +192,10 @@ def test_a_paper_card_with_a_huge_author_list_keeps_every_author() -> None:
 
 
 def test_a_streamed_answer_shows_as_much_as_fits_and_says_it_is_being_written() -> None:
-    streaming = tr.streaming_message("FlashAttention-3 is *fast*. " * 400, ("U1", "why?"))
+    streaming = replies.streaming_message("FlashAttention-3 is *fast*. " * 400, ("U1", "why?"))
     assert_valid([streaming])
     embed = streaming["embeds"][0]
-    assert embed["description"].endswith(" …") and embed["footer"]["text"] == tr.WRITING
+    assert embed["description"].endswith(" …") and embed["footer"]["text"] == replies.WRITING
 
 
 # -- digest posts ----------------------------------------------------------------------
@@ -220,7 +226,9 @@ def test_payload_builders_of_the_fake_are_plain_json() -> None:
     channel = api.add_channel()
     payload = api.command("search", channel, query="moe")
     assert json.loads(json.dumps(payload)) == payload
-    assert tr.command_to_message(payload).text == "search moe"
+    assert payload["data"]["options"][0]["options"] == [
+        {"name": "query", "type": 3, "value": "moe"}
+    ]
 
 
 def test_hostile_text_in_a_question_or_a_paper_pings_nobody_and_stays_literal() -> None:
@@ -231,8 +239,8 @@ def test_hostile_text_in_a_question_or_a_paper_pings_nobody_and_stays_literal() 
         kind="answer",
         mode="extractive",
     )
-    public = tr.reply_messages(reply, asked=("2000000000000000001", hostile), feedback=True)
-    private = tr.text_messages(f"Unknown command `{hostile}`.")  # only the asker sees it
+    public = replies.reply_messages(reply, asked=("2000000000000000001", hostile), feedback=True)
+    private = replies.text_messages(rich("Unknown command ", code(hostile), "."))  # the asker
     for message in public + private:
         assert message["allowed_mentions"] == {"parse": []}
         assert not validate_discord_message(message)

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 from slack_bolt import BoltRequest, BoltResponse
+from slack_sdk.errors import SlackApiError
 
 from assistant.core import DigestPoster
 from assistant.digest.builder import DigestBuilder
@@ -30,11 +31,15 @@ from assistant.embedding import SentenceTransformerEmbedder
 from assistant.feedback import FeedbackStore
 from assistant.messages import Reply
 from assistant.settings import Settings, SlackSettings
+from connectors.flow.live import LiveAnswer
+from connectors.flow.platform import Place
+from connectors.flow.texts import APOLOGY
 from connectors.slack import translate as tr
+from connectors.slack.adapter import SlackPlatform
 from connectors.slack.app import SlackConnector, build_web_client
 from connectors.slack.digest import SlackDigestChannel
-from connectors.slack.live import LiveMessage
 from connectors.slack.render import qa_messages, validate_slack_message
+from connectors.slack.replies import SlackRenderer
 from tests.errorlog import ErrorLog, watch_errors
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, ApiCall, FakeSlackAPI, texts
@@ -61,7 +66,9 @@ def signed(
     }
 
 
-def command_body(text: str, user: str, channel: str, response_url: str) -> str:
+def command_body(
+    text: str, user: str, channel: str, response_url: str, trigger_id: str = "1.2.3"
+) -> str:
     return urlencode(
         {
             "token": "legacy",
@@ -75,7 +82,7 @@ def command_body(text: str, user: str, channel: str, response_url: str) -> str:
             "text": text,
             "api_app_id": "A1",
             "response_url": response_url,
-            "trigger_id": "1.2.3",
+            "trigger_id": trigger_id,
         }
     )
 
@@ -140,16 +147,21 @@ class Bot:
         self.app = self.connector.build_app()
         self._events = 0
 
-    def dispatch(self, body: str, headers: dict[str, str]) -> tuple[BoltResponse, float]:
+    def dispatch(
+        self, body: str, headers: dict[str, str], kind: str = "request"
+    ) -> tuple[BoltResponse, float]:
+        """Slack sends the app a request: the response, and how long the ack took."""
         started = time.perf_counter()
-        response = self.app.dispatch(BoltRequest(body=body, headers=headers))
+        response = self.api.deliver(
+            kind, lambda: self.app.dispatch(BoltRequest(body=body, headers=headers))
+        )
         return response, time.perf_counter() - started
 
     def command(
         self, text: str, user: str = "U1", channel: str = "C1"
     ) -> tuple[BoltResponse, float]:
-        body = command_body(text, user, channel, self.api.response_url())
-        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"))
+        body = command_body(text, user, channel, self.api.response_url(), self.api.trigger_id())
+        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"), "command")
 
     def event(
         self, event: dict[str, Any], event_id: str | None = None, retry: int | None = None
@@ -159,7 +171,9 @@ class Bot:
         headers = signed(body, "application/json")
         if retry is not None:
             headers |= {"x-slack-retry-num": str(retry), "x-slack-retry-reason": "http_timeout"}
-        return self.dispatch(body, headers)[0]
+        if not self.api.delivers(event):
+            return BoltResponse(status=0, body="not delivered: the bot is not in the channel")
+        return self.dispatch(body, headers, "event")[0]
 
     def click(
         self,
@@ -179,7 +193,7 @@ class Bot:
             "user": {"id": user},
             "api_app_id": "A1",
             "token": "legacy",
-            "trigger_id": "9.8.7",
+            "trigger_id": self.api.trigger_id(),
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "channel": {"id": channel},
             "message": message,
@@ -189,7 +203,7 @@ class Bot:
             ],
         }
         body = interaction_body(payload)
-        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"))[0]
+        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"), "action")[0]
 
     def submit_modal(self, view: dict[str, Any], question: str, user: str = "U1") -> BoltResponse:
         submitted = dict(view)
@@ -205,7 +219,7 @@ class Bot:
             "view": submitted,
         }
         body = interaction_body(payload)
-        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"))[0]
+        return self.dispatch(body, signed(body, "application/x-www-form-urlencoded"), "view")[0]
 
     def settle(self) -> None:
         """Wait for every queued job (the connector can't be used afterwards)."""
@@ -236,6 +250,9 @@ def stack(settings: Settings, real_embedder: SentenceTransformerEmbedder) -> Ite
 def api() -> Iterator[FakeSlackAPI]:
     with FakeSlackAPI(bot_token=TOKEN, admins={"UADMIN"}) as fake:
         yield fake
+    # the fake refuses what Slack refuses, and times every acknowledgement: none of that
+    assert not fake.invalid_requests(), fake.invalid_requests()[:2]
+    assert not fake.late_acks, fake.late_acks
 
 
 @pytest.fixture
@@ -272,7 +289,7 @@ def test_search_is_acked_at_once_and_answered_privately_with_a_share_button(bot:
     assert not validate_slack_message(call.params)
     buttons = [e for b in call.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == [tr.SHARE_ACTION]
-    assert buttons[0]["value"] == "faster attention kernels on Hopper GPUs"
+    assert buttons[0]["value"] == "search faster attention kernels on Hopper GPUs"
     assert not bot.api.calls_to("chat.postMessage")  # nothing public yet
 
     bot.click(tr.SHARE_ACTION, buttons[0]["value"], call.params.get("ts", "1.1"))
@@ -485,6 +502,55 @@ def test_a_digest_is_posted_with_card_threads_answered_about_their_paper(
     assert asyncio.run(channel.find("C1", "2024-07-08/en/card:nope#0")) is None
 
 
+def test_a_digest_is_never_posted_where_the_bot_could_not_read_it_back(
+    bot: Bot, digest: Digest
+) -> None:
+    """Crash recovery reads the channel's history; without membership that is
+    not_in_channel. So the bot must not post where it is not a member (no
+    chat:write.public): the post is refused up front and nothing is left orphaned."""
+    bot.api.add_channel("COUT", bot_member=False)
+    channel = SlackDigestChannel(bot.connector.client, post_interval=0)
+    publisher = DigestPublisher(bot.stack.store, bot.stack.conversations)
+    with pytest.raises(SlackApiError, match="not_in_channel"):
+        asyncio.run(publisher.publish(digest, channel, "COUT"))
+    assert [m for m in bot.api.messages if m["channel"] == "COUT"] == []
+    bot.api.refusals.clear()
+
+
+def test_crash_recovery_pages_within_a_distributed_apps_history_limits(
+    bot: Bot, digest: Digest
+) -> None:
+    """Since 2025-05-29 a non-Marketplace app installed in other workspaces reads at most
+    15 messages a request and one request a minute from conversations.history/replies."""
+    first = SlackDigestChannel(bot.connector.client, post_interval=0)
+    publisher = DigestPublisher(bot.stack.store, bot.stack.conversations)
+    asyncio.run(publisher.publish(digest, first, "C1"))
+    for n in range(20):  # people talk after the digest: its header is deep in the history
+        bot.connector.client.chat_postMessage(channel="C1", text=f"chatter {n}")
+    posts = [c for c in bot.api.calls_to("chat.postMessage") if c.params.get("metadata")]
+    header_key = posts[0].params["metadata"]["event_payload"]["key"]
+    reply_key = next(
+        c.params["metadata"]["event_payload"]["key"] for c in posts if "thread_ts" in c.params
+    )
+    bot.api.distribution, bot.api.history_window = "distributed", 1.0
+    channel = SlackDigestChannel(
+        bot.connector.client, distribution="distributed", distributed_interval=1.2
+    )
+    for key in (header_key, reply_key):
+        found = asyncio.run(channel.find("C1", key))
+        posted = next(
+            m
+            for m in bot.api.messages
+            if m.get("metadata", {}).get("event_payload") == {"key": key}
+        )
+        assert found is not None and found.message_id == posted["ts"]
+    reads = bot.api.calls_to("conversations.history") + bot.api.calls_to("conversations.replies")
+    assert len(bot.api.calls_to("conversations.history")) >= 2  # it had to page
+    assert all(int(c.params.get("limit", 0)) <= 15 for c in reads)
+    assert all(c.status == 200 for c in reads)  # paced: never rate limited
+    assert not [r for r in bot.api.refusals if r.error == "ratelimited"]
+
+
 def test_card_buttons_all_qa_once_and_ask_through_a_modal(bot: Bot, digest: Digest) -> None:
     publish(bot, digest)
     fa3_card = card_ts(bot.api, FA3)
@@ -669,17 +735,70 @@ def test_acks_stay_fast_while_the_model_streams_another_answer(
     assert search.at > final.at  # it waited for the worker, not for the ack
 
 
+def test_every_interaction_is_acknowledged_within_3_s_while_slow_answers_fill_the_workers(
+    stack: Stack, api: FakeSlackAPI, built_digest: Digest
+) -> None:
+    """Six slow LLM answers (6 s each) fill the four workers; meanwhile slash commands,
+    buttons (a vote, All Q&A, share, the ask button whose modal must open within the
+    trigger's 3 s) and a modal submission are each acknowledged within Slack's 3 s
+    (`api.deliver` times them; the fixture fails the test on any late ack or stale
+    trigger)."""
+    with FakeOpenAIServer() as llm:
+        bot = Bot(stack, api, llm=llm, workers=4)
+        try:
+            bot.builder.save(built_digest)
+            publish(bot, built_digest)
+            fa3_card = card_ts(api, FA3)
+            bot.command("ask What is FlashAttention-3?")
+            answer_ts = api.wait_for(
+                "chat.update", where=lambda c: "answer_helpful" in json.dumps(c.params)
+            )[0].params["ts"]
+            llm.delay_next(6, 6.0)
+            for n in range(6):
+                question = f"How does FlashAttention-3 use FP8 on Hopper GPUs ({n})?"
+                assert bot.command(f"ask {question}", user=f"UQ{n}")[1] < 1.0
+            deadline = time.monotonic() + 20
+            while len(llm.chat_requests) < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(llm.chat_requests) >= 5, "the workers never got busy"
+            acks = {
+                "search": bot.command("search million experts", user="U9")[1],
+                "help": bot.command("help", user="U9")[1],
+            }
+            for name, action, value in (
+                ("vote", tr.HELPFUL_ACTION, "helpful"),
+                ("all_qa", "paper_all_qa", f"{WEEK.isoformat()}:{FA3}"),
+                ("ask_button", "paper_ask", FA3),
+                ("share", tr.SHARE_ACTION, "search million experts"),
+            ):
+                started_at = time.perf_counter()
+                ts = answer_ts if name == "vote" else fa3_card
+                assert bot.click(action, value, ts, user="U9").status == 200
+                acks[name] = time.perf_counter() - started_at
+            opened = api.wait_for("views.open", timeout=3)[0]  # within the trigger's life
+            started_at = time.perf_counter()
+            view = opened.params["view"]
+            assert bot.submit_modal(view, "what precision modes does it add?", "U9").status == 200
+            acks["modal"] = time.perf_counter() - started_at
+            help_reply = api.wait_for("chat.postEphemeral", where=to("C1", "U9"), timeout=3)
+            assert "/paper search" in all_text(help_reply)  # help never waits behind answers
+        finally:
+            bot.settle()
+    assert all(took < 1.0 for took in acks.values()), acks
+    assert not api.late_acks and not api.invalid_requests()
+
+
 def test_a_failure_is_logged_once_and_the_user_gets_a_short_apology(
     bot: Bot, monkeypatch: pytest.MonkeyPatch, error_log: ErrorLog
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr(bot.connector._assistant, "command", broken)
+    monkeypatch.setattr(bot.connector.flows._assistant, "run", broken)
     response, took = bot.command("search anything")
     assert response.status == 200 and took < 1.0
     apology = bot.api.wait_for("chat.postEphemeral")[0]
-    assert all_text([apology]) == [tr.APOLOGY] or tr.APOLOGY in all_text([apology])
+    assert APOLOGY.plain in all_text([apology])
     assert "index exploded" not in all_text([apology])
     bot.settle()
     error_log.expected = 1
@@ -704,19 +823,22 @@ def test_digest_lists_the_week_in_the_channel(bot: Bot) -> None:
     assert not validate_slack_message(posted.params)
 
 
-def test_a_live_message_is_posted_once_then_updated_in_place(api: FakeSlackAPI) -> None:
+async def test_a_live_answer_is_posted_once_then_updated_in_place(api: FakeSlackAPI) -> None:
     client = build_web_client(SlackSettings(api_base_url=api.base_url), TOKEN)
-    live = LiveMessage(client, "C1", "100.000001", interval=0)
+    renderer = SlackRenderer()
+    live = LiveAnswer(SlackPlatform(client), renderer, Place("C1", "100.000001"), interval=0)
     for piece in ("FlashAttention-3 ", "overlaps ", "copies."):
         live.add(piece)
+        await asyncio.sleep(0.3)  # each update reaches Slack before the next piece
+    await live.close()
     posts, updates = api.calls_to("chat.postMessage"), api.calls_to("chat.update")
     assert len(posts) == 1 and posts[0].params["thread_ts"] == "100.000001"
-    assert [u.params["ts"] for u in updates] == [live.ts, live.ts]
+    assert live.posted is not None and [u.params["ts"] for u in updates] == [live.posted.id] * 2
     long_answer = Reply("FlashAttention-3 overlaps copies. " * 400, kind="answer", mode="llm")
-    final = tr.reply_messages(long_answer)
+    final = renderer.reply(long_answer)
     assert len(final) > 1
-    live.finish(final)
-    assert api.message("C1", str(live.ts))["blocks"] == final[0]["blocks"]
+    await live.finish(final)
+    assert api.message("C1", live.posted.id)["blocks"] == final[0]["blocks"]
     assert len(api.thread("C1", "100.000001")) == len(final)
-    live.discard()
+    await live.discard()
     assert api.calls_to("chat.delete", ok_only=True)

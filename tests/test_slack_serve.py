@@ -197,11 +197,9 @@ def test_the_manifest_declares_what_the_connector_uses() -> None:
     assert scopes >= {
         "commands",
         "chat:write",
-        "chat:write.public",
         "reactions:write",
         "channels:history",
         "groups:history",
-        "im:history",
         "app_mentions:read",
         "users:read",
         "metadata.message:read",
@@ -210,3 +208,4 @@ def test_the_manifest_declares_what_the_connector_uses() -> None:
     assert events == {"app_mention", "message.channels", "message.groups"}
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
+    assert not scopes & {"chat:write.public", "im:history"}  # see test_platform_rules.py

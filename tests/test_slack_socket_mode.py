@@ -150,7 +150,7 @@ def test_commands_events_and_clicks_arrive_over_the_socket_and_are_acked_at_once
     assert answer.params["user"] == "U1" and answer.params["channel"] == "C1"
     assert "FlashAttention-3" in "\n".join(texts([answer]))
 
-    clicked = socket.interactive(share_click(SEARCH.removeprefix("search "), "1.1"))
+    clicked = socket.interactive(share_click(SEARCH, "1.1"))  # the command to share
     assert socket.ack_seconds(clicked) < 1.0
     shared = api.wait_for("chat.postMessage")[0]
     assert "Shared by <@U1>" in "\n".join(texts([shared]))

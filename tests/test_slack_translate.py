@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import pytest
 
-from assistant.commands import try_parse
-from assistant.feedback import Feedback
+from assistant.commands import USAGE, Ask, ListDigest, PostDigest, Search, Subscribe, parse_command
 from assistant.messages import Citation, PaperCard, Reply, ResultItem, ResultList
+from assistant.rich import code, rich
+from connectors.flow.platform import AskForm, FormSubmit, MessageEvent, Place, VoteClick
+from connectors.slack import replies
 from connectors.slack import translate as tr
 from connectors.slack.render import SLACK_LIMITS, validate_slack_message
+from tests.fakes.slack_api import shown
 
 BOT = "UBOT"
 
@@ -35,10 +40,14 @@ def test_slack_markup_becomes_what_the_person_typed() -> None:
 
 
 def test_a_thread_reply_is_a_follow_up_in_that_thread() -> None:
-    message = tr.event_to_message(message_event(text="and its limits?"), BOT)
-    assert message is not None
-    assert (message.platform, message.user, message.channel) == ("slack", "U2", "C1")
-    assert (message.thread, message.message_id, message.text) == ("1.0", "2.0", "and its limits?")
+    message = tr.message_event(message_event(text="and its limits?"), BOT, "Ev1")
+    assert isinstance(message, MessageEvent) and not message.mentioned
+    assert (message.platform, message.user, message.place) == ("slack", "U2", Place("C1", "1.0"))
+    assert (message.message_id, message.text, message.delivery_id) == (
+        "2.0",
+        "and its limits?",
+        "Ev1",
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,50 +82,44 @@ def test_a_thread_reply_is_a_follow_up_in_that_thread() -> None:
     ],
 )
 def test_events_that_are_not_questions_for_us_are_ignored(event: dict[str, Any]) -> None:
-    assert tr.event_to_message(event, BOT) is None
+    assert tr.message_event(event, BOT) is None
 
 
 def test_a_broadcast_thread_reply_still_counts() -> None:
     event = message_event(subtype="thread_broadcast", text="and the numbers?")
-    assert tr.event_to_message(event, BOT) is not None
+    assert tr.message_event(event, BOT) is not None
 
 
 def test_mentions_start_a_thread_or_continue_theirs() -> None:
     top = {"type": "app_mention", "user": "U2", "channel": "C1", "ts": "5.0"}
-    outside = tr.event_to_message({**top, "text": f"<@{BOT}> what is PEER?"}, BOT)
-    assert outside is not None and outside.thread == "5.0" and outside.text == "what is PEER?"
-    inside = tr.event_to_message({**top, "text": f"<@{BOT}> more?", "thread_ts": "4.0"}, BOT)
-    assert inside is not None and inside.thread == "4.0"
+    outside = tr.message_event({**top, "text": f"<@{BOT}> what is PEER?"}, BOT)
+    assert outside is not None and outside.place.thread == "5.0" and outside.mentioned
+    assert outside.text == "what is PEER?"
+    inside = tr.message_event({**top, "text": f"<@{BOT}> more?", "thread_ts": "4.0"}, BOT)
+    assert inside is not None and inside.place.thread == "4.0"
     edited = {**top, "text": f"<@{BOT}> x", "edited": {"ts": "6.0"}}
-    assert tr.event_to_message(edited, BOT) is None
+    assert tr.message_event(edited, BOT) is None
 
 
-def test_a_slash_command_is_the_text_after_paper() -> None:
+def test_a_slash_command_is_parsed_into_the_cores_typed_command() -> None:
     payload = {
         "user_id": "U1",
         "channel_id": "C1",
         "text": "search  <https://arxiv.org/abs/1706.03762>",
+        "response_url": "https://hooks.slack.test/1",
+        "trigger_id": "t1",
     }
-    message = tr.command_to_message(payload, is_admin=True)
-    assert message.text == "search https://arxiv.org/abs/1706.03762"
-    assert (message.user, message.channel, message.thread, message.is_admin) == (
-        "U1",
-        "C1",
-        None,
-        True,
-    )
-    subscribe, searched = try_parse("Subscribe"), try_parse("search subscribe")
-    assert subscribe is not None and subscribe.admin_only
-    assert searched is not None and not searched.admin_only
-    posting, listing = try_parse("digest Post 2024-07-08"), try_parse("digest 2024-07-08")
-    assert posting is not None and posting.posts_digest and posting.admin_only
-    assert listing is not None and not listing.admin_only
-    command = try_parse("ask 2407.08608 how fast?")
-    assert command is not None and (command.verb, command.argument) == (
-        "ask",
-        "2407.08608 how fast?",
-    )
-    assert try_parse("frobnicate") is None
+    event = tr.command_event(payload)
+    assert event.command == Search("https://arxiv.org/abs/1706.03762")
+    assert (event.user, event.place) == ("U1", Place("C1"))
+    assert event.reply_to == tr.SlackReplyTo("https://hooks.slack.test/1", "t1")
+    assert parse_command("Subscribe") == Subscribe() and Subscribe.admin_only
+    assert parse_command("search subscribe") == Search("subscribe")
+    assert parse_command("digest Post 2024-07-08") == PostDigest(date(2024, 7, 8))
+    assert parse_command("digest 2024-07-08") == ListDigest(date(2024, 7, 8))
+    assert not ListDigest.admin_only and PostDigest.admin_only
+    assert parse_command("ask 2407.08608 how fast?") == Ask("how fast?", "2407.08608")
+    assert parse_command("frobnicate").verb == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -174,7 +177,7 @@ def test_a_long_cited_answer_is_split_to_slacks_limits_without_losing_text() -> 
     reply = Reply(
         text, tuple(citation(n, q) for n, q in enumerate(quotes, 1)), kind="answer", mode="llm"
     )
-    messages = tr.reply_messages(reply, feedback=True, asked=("U1", "how? " * 400))
+    messages = replies.reply_messages(reply, feedback=True, asked=("U1", "how? " * 400))
     assert len(messages) > 3
     for message in messages:
         assert not validate_slack_message(message), validate_slack_message(message)
@@ -199,7 +202,7 @@ def test_user_and_paper_text_cannot_ping_or_format() -> None:
         kind="answer",
         mode="llm",
     )
-    rendered = block_texts(tr.reply_messages(reply, asked=("U1", "<!everyone> hi")))
+    rendered = block_texts(replies.reply_messages(reply, asked=("U1", "<!everyone> hi")))
     assert (
         "<!channel>" not in rendered and "<!here>" not in rendered and "<!everyone>" not in rendered
     )
@@ -215,16 +218,18 @@ def test_extractive_answers_list_their_sources_without_quoting_twice() -> None:
         kind="answer",
         mode="extractive",
     )
-    rendered = block_texts(tr.reply_messages(reply))
+    rendered = block_texts(replies.reply_messages(reply))
     assert rendered.count(quote) == 1 and "*Sources*" in rendered
 
 
 def test_the_cores_own_texts_keep_their_formatting_but_not_mentions() -> None:
-    reply = Reply(
-        "Unknown command `<!channel>`.\n\n*`/paper` commands*", ephemeral=True, kind="error"
-    )
-    rendered = block_texts(tr.reply_messages(reply))
-    assert "*`/paper` commands*" in rendered and "`&lt;!channel&gt;`" in rendered
+    body = rich("Unknown command ", code("<!channel>"), ".\n\n", "*not bold* <@U1>")
+    reply = Reply.formatted(body, visibility="private", kind="error")
+    rendered = block_texts(replies.reply_messages(reply))
+    assert "`&lt;!channel&gt;`" in rendered  # code, and inert
+    assert "∗not bold∗ &lt;@U1&gt;" in rendered  # plain text formats and pings nobody
+    help_text = block_texts(replies.reply_messages(Reply.formatted(USAGE, kind="help")))
+    assert help_text.startswith("*/paper commands*\n• `/paper search &lt;query&gt;`")
 
 
 def test_search_results_fit_and_carry_a_share_button_when_the_query_fits() -> None:
@@ -238,19 +243,22 @@ def test_search_results_fit_and_carry_a_share_button_when_the_query_fits() -> No
         )
         for i in range(40)
     )
-    reply = Reply("Papers", (ResultList("Papers for “x”", items),), ephemeral=True, kind="search")
-    messages = tr.reply_messages(reply, share_query="x")
+    results = (ResultList("Papers for “x”", items),)
+    reply = Reply("Papers", results, "private", kind="search", share="search x")
+    messages = replies.reply_messages(reply)
     assert all(not validate_slack_message(m) for m in messages)
-    assert '"share_result"' in json.dumps(messages[-1])
-    too_long = tr.reply_messages(reply, share_query="q" * 2001)
+    assert '"share_result"' in json.dumps(messages[-1]) and '"search x"' in json.dumps(messages)
+    too_long = replies.reply_messages(replace(reply, share="search " + "q" * 2001))
     assert '"share_result"' not in json.dumps(too_long)
+    public = replies.reply_messages(replace(reply, visibility="public"))
+    assert '"share_result"' not in json.dumps(public)  # shared results: nothing to share
 
 
 def test_a_paper_card_with_unknown_fields_says_unknown() -> None:
     card = PaperCard(
         "web:x.org:1", "A paper " * 40, None, authors=tuple(f"Author {i}" for i in range(400))
     )
-    messages = tr.reply_messages(Reply("card", (card,), kind="paper"))
+    messages = replies.reply_messages(Reply("card", (card,), kind="paper"))
     assert all(not validate_slack_message(m) for m in messages)
     rendered = block_texts(messages)
     assert "*Link*\nunknown" in rendered and "*Published*\nunknown" in rendered
@@ -258,27 +266,52 @@ def test_a_paper_card_with_unknown_fields_says_unknown() -> None:
 
 
 def test_streaming_and_placeholder_messages_stay_within_limits() -> None:
-    live = tr.streaming_message("word " * 20_000, asked=("U1", "q" * 1500))
+    live = replies.streaming_message("word " * 20_000, asked=("U1", "q" * 1500))
     assert not validate_slack_message(live) and "writing…" in block_texts([live])
-    placeholder = tr.placeholder_message("U1", "why? " * 400)
+    placeholder = replies.placeholder_message("U1", "why? " * 400)
     assert not validate_slack_message(placeholder)
     assert placeholder["text"].startswith("Looking into: why?")
 
 
-def test_feedback_and_modal_payloads() -> None:
+def test_button_clicks_and_the_modal_become_flow_events() -> None:
     body = {
         "user": {"id": "U3"},
         "channel": {"id": "C1"},
         "container": {"message_ts": "7.0", "channel_id": "C1"},
         "message": {"ts": "7.0", "thread_ts": "6.0"},
-        "actions": [{"action_id": tr.UNHELPFUL_ACTION, "value": "unhelpful"}],
+        "actions": [{"action_id": replies.UNHELPFUL_ACTION, "value": "unhelpful"}],
     }
-    assert tr.action_to_feedback(body) == Feedback("slack", "C1", "6.0", "7.0", "U3", "unhelpful")
-    assert tr.action_to_feedback({**body, "actions": [{"action_id": "other"}]}) is None
-    view = tr.ask_modal("2407.08608", "FlashAttention-3 " * 20, "C1", "6.0")
+    vote = tr.action_event(body)
+    assert isinstance(vote, VoteClick) and vote.verdict == "unhelpful"
+    assert (vote.user, vote.place, vote.message_id) == ("U3", Place("C1", "6.0"), "7.0")
+    assert tr.action_event({**body, "actions": [{"action_id": "other"}]}) is None
+    view = tr.ask_modal(AskForm("2407.08608", "FlashAttention-3 " * 20, Place("C1", "6.0")))
     assert len(view["title"]["text"]) <= 24 and len(view["private_metadata"]) <= 3000
     view["state"] = {"values": {tr.QUESTION_BLOCK: {tr.QUESTION_INPUT: {"value": " why?  "}}}}
-    question = tr.modal_question({"user": {"id": "U5"}, "view": view})
-    assert question == tr.ModalQuestion("C1", "6.0", "2407.08608", "U5", "why?")
+    question = tr.modal_submit({"user": {"id": "U5"}, "view": view})
+    assert question == FormSubmit(
+        platform="slack",
+        user="U5",
+        place=Place("C1", "6.0"),
+        paper_id="2407.08608",
+        question="why?",
+    )
     view["state"]["values"][tr.QUESTION_BLOCK][tr.QUESTION_INPUT]["value"] = "   "
-    assert tr.modal_question({"user": {"id": "U5"}, "view": view}) is None
+    assert tr.modal_submit({"user": {"id": "U5"}, "view": view}) is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply("Is 2 < 3 & 4 > 1? Yes.", kind="answer", mode="llm"),
+        Reply("No paper 'a<b' is in the index.", visibility="private", kind="error"),
+        Reply("Papers", (ResultList("Papers for “a<b & c”", ()),), "private", kind="search"),
+    ],
+    ids=["answer", "error", "search"],
+)
+def test_the_notification_text_is_escaped_once(reply: Reply) -> None:
+    """Slack shows `text` in notifications and to screen readers: `&amp;lt;` there means
+    it was escaped twice."""
+    (message,) = replies.reply_messages(reply)
+    assert "&amp;lt;" not in message["text"] and "&amp;amp;" not in message["text"]
+    assert shown(message["text"]) == " ".join(reply.text.split())

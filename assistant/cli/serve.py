@@ -149,7 +149,7 @@ def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> 
 
     bot_token, app_token, secret = rt.settings.slack.require(socket_mode=not http, receive=listen)
     client = build_web_client(rt.settings.slack, bot_token)
-    channel = SlackDigestChannel(client)
+    channel = SlackDigestChannel(client, distribution=rt.settings.slack.distribution)
     if not listen:
         return RunningSlack(channel)
     connector = SlackConnector(

@@ -1,7 +1,8 @@
 """`paperbot chat`: a terminal conversation with the same commands and threads as Slack.
 
 `/paper ...` runs a command; a plain line is a follow-up in the current thread;
-`/thread NEW` starts a thread and `/thread <id>` switches to one; `/quit` leaves.
+`/thread NEW` starts a thread and `/thread <id>` switches to one; `/quit` leaves. Lines
+go through the same shared flows as Slack and Discord (`connectors.flow`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from collections.abc import Callable, Iterable
 
 from rich.console import Console
 
+from assistant.commands import parse_command
 from assistant.core import Assistant
-from assistant.messages import IncomingMessage, Reply
-from connectors.console.render import render_reply
+from assistant.messages import Reply
+from connectors.console.adapter import ConsolePlatform
+from connectors.console.render import ConsoleRenderer
+from connectors.flow.flows import ChatFlows
+from connectors.flow.loop import FlowLoop
+from connectors.flow.platform import CommandEvent, Event, MessageEvent, Place
+from connectors.flow.work import WorkQueue
 
 PLATFORM = "console"
 HELP = (
@@ -22,21 +29,36 @@ HELP = (
 )
 
 
-def to_message(line: str, user: str, channel: str, thread: str) -> IncomingMessage:
-    """A console line as the core's message (the console user is an admin of their terminal)."""
-    return IncomingMessage(PLATFORM, user, channel, line.strip(), thread=thread, is_admin=True)
+def line_event(line: str, user: str, channel: str, thread: str) -> Event:
+    """A console line as a flow event: `/...` a command, anything else a follow-up."""
+    text = line.strip()
+    place = Place(channel, thread)
+    if text.startswith("/"):
+        return CommandEvent(platform=PLATFORM, user=user, place=place, command=parse_command(text))
+    message_id = uuid.uuid4().hex[:12]
+    return MessageEvent(
+        platform=PLATFORM, user=user, place=place, text=text, message_id=message_id, mentioned=True
+    )
 
 
 class ConsoleChat:
-    """Reads lines, hands them to the core, prints the replies (streaming answers live)."""
+    """Reads lines, hands them to the shared flows, which print the replies."""
 
     def __init__(
         self, assistant: Assistant, console: Console, user: str = "you", channel: str = "local"
     ) -> None:
-        self._assistant = assistant
         self._console = console
         self._user = user
         self._channel = channel
+        self.flows = ChatFlows(
+            ConsolePlatform(console),
+            ConsoleRenderer(),
+            assistant,
+            assistant.store,
+            WorkQueue(workers=1, quick_workers=1, name="console"),
+            stream_interval=0.0,
+        )
+        self._loop = FlowLoop("console", io_threads=2)
         self.thread = self._new_thread_id()
         self.last_reply: Reply | None = None
 
@@ -61,35 +83,9 @@ class ConsoleChat:
         if text.startswith("/thread"):
             self._switch_thread(text.removeprefix("/thread").strip())
             return True
-        message = to_message(text, self._user, self._channel, self.thread)
-        streamed: list[str] = []
-
-        def on_delta(piece: str) -> None:
-            streamed.append(piece)
-            self._console.print(piece, end="", markup=False, highlight=False)
-
-        if text.startswith("/paper") or text.startswith("/"):
-            reply = self._assistant.command(
-                IncomingMessage(
-                    PLATFORM,
-                    self._user,
-                    self._channel,
-                    text.removeprefix("/paper").strip() if text.startswith("/paper") else text,
-                    thread=self.thread,
-                    is_admin=True,
-                ),
-                on_delta,
-            )
-        else:
-            reply = self._assistant.follow_up(message, on_delta)
-        self.last_reply = reply
-        self.show(reply, streamed=bool(streamed))
+        event = line_event(text, self._user, self._channel, self.thread)
+        self.last_reply = self._loop.run(self.flows.handle(event))
         return True
-
-    def show(self, reply: Reply, streamed: bool = False) -> None:
-        if streamed:
-            self._console.print()
-        self._console.print(render_reply(reply, streamed=streamed))
 
     def _switch_thread(self, target: str) -> None:
         if not target or target.upper() == "NEW":

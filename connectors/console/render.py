@@ -1,6 +1,8 @@
-"""Turning core replies into rich renderables for the terminal (pure functions)."""
+"""Core replies as rich renderables for the terminal: the console renderer (pure functions)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.console import Group, RenderableType
 from rich.markdown import Markdown
@@ -8,9 +10,62 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from assistant.digest.markdown import render_card_markdown
+from assistant.digest.model import Digest, DigestCard
 from assistant.messages import Citation, PaperCard, Reply, ResultList
+from assistant.rich import RichText
+from connectors.flow.platform import Asked
 
 UNKNOWN = "unknown"
+_STYLES = {"plain": "", "bold": "bold", "italic": "italic", "code": "cyan"}
+
+
+@dataclass(frozen=True)
+class ConsoleMessage:
+    """What the console prints: a renderable; or, for an answer being written, the text
+    so far (`streamed`). `after_stream` replaces `renderable` once the text was streamed."""
+
+    renderable: RenderableType | None = None
+    streamed: str | None = None
+    after_stream: RenderableType | None = None
+
+
+class ConsoleRenderer:
+    """The shared flows' `Renderer` for the terminal."""
+
+    def reply(
+        self,
+        reply: Reply,
+        *,
+        asked: Asked | None = None,
+        shared_by: str | None = None,
+        feedback: bool = False,
+    ) -> list[ConsoleMessage]:
+        after = render_reply(reply, streamed=True) if reply.mode == "llm" else None
+        return [ConsoleMessage(render_reply(reply), after_stream=after)]
+
+    def notice(self, text: RichText) -> list[ConsoleMessage]:
+        return [ConsoleMessage(rich_text(text))]
+
+    def placeholder(self, asked: Asked) -> ConsoleMessage:
+        return ConsoleMessage(Text(f"Looking into: {asked[1]}…", style="dim"))
+
+    def streaming(self, text: str, asked: Asked | None) -> ConsoleMessage:
+        return ConsoleMessage(streamed=text)
+
+    def qa(self, digest: Digest, card: DigestCard) -> list[ConsoleMessage]:
+        return [ConsoleMessage(Markdown(render_card_markdown(digest, card)))]
+
+
+def rich_text(text: RichText, style: str = "") -> Text:
+    """Neutral rich text as a styled terminal Text (spans are never parsed as markup)."""
+    shown = Text(style=style)
+    for span in text.spans:
+        if span.style == "link" and span.url:
+            shown.append(span.text, style=f"underline link {span.url}")
+        else:
+            shown.append(span.text, style=_STYLES.get(span.style, ""))
+    return shown
 
 
 def render_reply(reply: Reply, streamed: bool = False) -> RenderableType:
@@ -18,7 +73,8 @@ def render_reply(reply: Reply, streamed: bool = False) -> RenderableType:
     blocks: list[RenderableType] = []
     if not streamed:
         style = "red" if reply.kind == "error" else ""
-        blocks.append(Text(reply.text, style=style) if reply.kind == "error" else _text(reply))
+        body = reply.rich if reply.rich is not None else RichText.literal(reply.text)
+        blocks.append(rich_text(body, style))
     cards = [p for p in reply.parts if isinstance(p, PaperCard)]
     lists = [p for p in reply.parts if isinstance(p, ResultList)]
     blocks += [render_card(c) for c in cards]
@@ -29,12 +85,6 @@ def render_reply(reply: Reply, streamed: bool = False) -> RenderableType:
     if reply.mode:
         blocks.append(Text(f"({reply.mode} answer, language: {reply.language})", style="dim"))
     return Group(*blocks)
-
-
-def _text(reply: Reply) -> RenderableType:
-    if reply.kind == "answer":
-        return Text(reply.text)
-    return Markdown(reply.text.replace("•", "-"))
 
 
 def render_card(card: PaperCard) -> Panel:

@@ -1,9 +1,9 @@
 """The `/paper` application-command group: the shared verbs as Discord subcommands.
 
-Each subcommand's options mirror the core's command language (`search <query>`,
-`show <paper>`, `ask [<paper>] <question>`, `digest [post] [week]`, ...); `translate.command_text`
-turns a used command back into that text, so the core parses every connector's commands
-the same way. Paper and week options autocomplete from the stored weeks.
+Each subcommand's typed options become the core's typed command (`translate.typed_command`
+over `assistant.commands.command_from_options`): `search <query>`, `show <paper>`,
+`ask <question> [paper]`, `digest [week] [post]`, ... Nothing is turned back into text for
+the core to parse again. Paper and week options autocomplete from the stored weeks.
 
     tree.add_command(build_command_group(connector))
 """
@@ -17,10 +17,12 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
+from assistant.commands import Command
 from assistant.digest.split import shorten
 from assistant.ids import find_arxiv_id
 from assistant.models import Paper
 from assistant.state import StateStore
+from connectors.discord.translate import typed_command
 
 CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_NAME = 100
@@ -30,7 +32,7 @@ OLDER_WEEKS = 3  # weeks before the latest whose arXiv papers are offered too
 class CommandHandler(Protocol):
     """What the group calls: start a used command, and autocomplete its options."""
 
-    def start_command(self, interaction: discord.Interaction[Any]) -> None:
+    def start_command(self, interaction: discord.Interaction[Any], command: Command) -> None:
         """Handle a used subcommand (it defers within Discord's 3 s, then answers)."""
         ...
 
@@ -65,13 +67,13 @@ def build_command_group(handler: CommandHandler) -> app_commands.Group:
     @group.command(name="search", description="Find papers (titles, abstracts, full text)")
     @app_commands.describe(query="What to look for, e.g. flash attention")
     async def search(interaction: discord.Interaction[Any], query: str) -> None:
-        handler.start_command(interaction)
+        handler.start_command(interaction, typed_command("search", {"query": query}))
 
     @group.command(name="show", description="A paper's card: metadata and summary")
     @app_commands.describe(paper="An arXiv ID or URL, or #n for the latest week's n-th paper")
     @app_commands.autocomplete(paper=papers)
     async def show(interaction: discord.Interaction[Any], paper: str) -> None:
-        handler.start_command(interaction)
+        handler.start_command(interaction, typed_command("show", {"paper": paper}))
 
     @group.command(name="ask", description="An answer from the papers, with citations")
     @app_commands.describe(
@@ -82,7 +84,8 @@ def build_command_group(handler: CommandHandler) -> app_commands.Group:
     async def ask(
         interaction: discord.Interaction[Any], question: str, paper: str | None = None
     ) -> None:
-        handler.start_command(interaction)
+        command = typed_command("ask", {"question": question, "paper": paper})
+        handler.start_command(interaction, command)
 
     @group.command(name="digest", description="A week's top papers (default: the latest week)")
     @app_commands.describe(
@@ -93,19 +96,19 @@ def build_command_group(handler: CommandHandler) -> app_commands.Group:
     async def digest(
         interaction: discord.Interaction[Any], week: str | None = None, post: bool = False
     ) -> None:
-        handler.start_command(interaction)
+        handler.start_command(interaction, typed_command("digest", {"week": week, "post": post}))
 
     @group.command(name="subscribe", description="Post the weekly digest here (admins)")
     async def subscribe(interaction: discord.Interaction[Any]) -> None:
-        handler.start_command(interaction)
+        handler.start_command(interaction, typed_command("subscribe", {}))
 
     @group.command(name="unsubscribe", description="Stop the weekly digest here (admins)")
     async def unsubscribe(interaction: discord.Interaction[Any]) -> None:
-        handler.start_command(interaction)
+        handler.start_command(interaction, typed_command("unsubscribe", {}))
 
     @group.command(name="help", description="How to use /paper")
     async def help_(interaction: discord.Interaction[Any]) -> None:
-        handler.start_command(interaction)
+        handler.start_command(interaction, typed_command("help", {}))
 
     return group
 

@@ -1,22 +1,23 @@
-"""Answering one interaction: deferred once, then followed up, privately or publicly.
+"""Answering one interaction: acknowledged once, then followed up, privately or publicly.
 
-Discord wants a response within 3 s and fixes a deferred response's visibility at the
-defer: a public "thinking…" message cannot become private. So a private reply (an error
-after a public defer) first deletes the public placeholder, then follows up privately.
+Discord wants a first response within 3 s and fixes a deferred response's visibility at
+the defer: a public "thinking…" message cannot become private. So a private reply (an
+error after a public defer) first deletes the public placeholder, then follows up privately.
+A click may also be acknowledged silently (`defer_update`): nothing shows until a follow-up.
 
     responder = Responder(interaction)
     await responder.defer(private=False)
-    await responder.public(reply_messages(reply))   # or .private(...)
+    message_id = await responder.answer(payload)   # the deferred message, replaced
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import discord
 
-from connectors.discord import translate as tr
 from connectors.discord.render import Message
 from connectors.discord.views import view_of
 
@@ -42,56 +43,52 @@ class Responder:
 
     def __init__(self, interaction: discord.Interaction[Any]) -> None:
         self.interaction = interaction
-        self._placeholder = False  # a public "thinking…" message awaits its answer
-        self._message_id: int | None = None
+        self.placeholder = False  # a public "thinking…" message awaits its answer
 
     async def defer(self, private: bool) -> None:
         """Acknowledge now ("thinking…"), answer later; `private`: only the user sees it."""
-        response = await self.interaction.response.defer(ephemeral=private, thinking=True)
-        self._placeholder = not private
-        self._message_id = getattr(response, "message_id", None)
+        if self.interaction.response.is_done():
+            return
+        await self.interaction.response.defer(ephemeral=private, thinking=True)
+        self.placeholder = not private
 
-    async def original_id(self) -> str:
-        """The id of the (deferred) response message."""
-        if self._message_id is None:
-            self._message_id = (await self.interaction.original_response()).id
-        return str(self._message_id)
+    async def defer_update(self) -> None:
+        """Acknowledge a click or a form silently (follow-ups come later)."""
+        if not self.interaction.response.is_done():
+            await self.interaction.response.defer()
+
+    async def answer(self, message: Message) -> str:
+        """The first public answer: it replaces the deferred "thinking…" message (or is
+        the response itself, or a follow-up); its message id."""
+        if self.placeholder:
+            self.placeholder = False
+            edited = await self.interaction.edit_original_response(**send_kwargs(message, True))
+            return str(edited.id)
+        if not self.interaction.response.is_done():
+            await self.interaction.response.send_message(**send_kwargs(message))
+            return str((await self.interaction.original_response()).id)
+        sent = await self.interaction.followup.send(**send_kwargs(message), wait=True)
+        return str(sent.id)
 
     async def edit(self, message: Message) -> None:
-        """Replace the deferred response (e.g. with an answer so far)."""
+        """Replace the response message (e.g. with an answer so far)."""
         await self.interaction.edit_original_response(**send_kwargs(message, edit=True))
 
-    async def public(self, messages: list[Message]) -> None:
-        """Messages for everyone: the first replaces the deferred response."""
-        first, rest = messages[0], messages[1:]
-        if self._placeholder:
-            await self.edit(first)
-            self._placeholder = False
-        elif not self.interaction.response.is_done():
-            await self.interaction.response.send_message(**send_kwargs(first))
-        else:
-            await self.followup(first)
-        for message in rest:
-            await self.followup(message)
+    async def delete(self) -> None:
+        """Remove the response message."""
+        self.placeholder = False
+        await self.interaction.delete_original_response()
 
-    async def private(self, messages: list[Message]) -> None:
+    async def private(self, messages: Sequence[Message]) -> None:
         """Messages only the user sees (a public placeholder is removed first)."""
-        rest = messages
+        rest = list(messages)
         if not self.interaction.response.is_done():
-            await self.interaction.response.send_message(**send_kwargs(messages[0]), ephemeral=True)
-            rest = messages[1:]
-        elif self._placeholder:
-            self._placeholder = False
+            first = rest.pop(0)
+            await self.interaction.response.send_message(**send_kwargs(first), ephemeral=True)
+        elif self.placeholder:
             try:
-                await self.interaction.delete_original_response()
+                await self.delete()
             except discord.HTTPException as exc:
                 log.warning("discord: could not remove the placeholder: %s", exc)
         for message in rest:
-            await self.followup(message, private=True)
-
-    async def followup(self, message: Message, private: bool = False) -> None:
-        await self.interaction.followup.send(**send_kwargs(message), ephemeral=private)
-
-    async def apologize(self) -> None:
-        """The error boundary's short apology, privately."""
-        await self.private(tr.text_messages(tr.APOLOGY))
+            await self.interaction.followup.send(**send_kwargs(message), ephemeral=True)

@@ -23,8 +23,8 @@ QUESTION_LIMIT = 1500
 class Handlers(Protocol):
     """What the connector does with a click or a submitted form."""
 
-    def share(self, interaction: discord.Interaction[Any], query: str) -> None:
-        """ "Post to channel": the search `query`, posted for everyone."""
+    def share(self, interaction: discord.Interaction[Any], command: str) -> None:
+        """ "Post to channel": `command` (private results) run again for everyone."""
         ...
 
     def ask_form(self, interaction: discord.Interaction[Any], paper_id: str) -> None:
@@ -53,24 +53,24 @@ def handlers(interaction: discord.Interaction[Any]) -> Handlers:
 
 
 class ShareButton(ui.DynamicItem[ui.Button[Any]], template=tr.SHARE_ID):
-    """ "Post to channel" under private search results."""
+    """ "Post to channel" under private results (a search, a paper card)."""
 
-    def __init__(self, query: str, label: str = "Post to channel") -> None:
+    def __init__(self, command: str, label: str = "Post to channel") -> None:
         super().__init__(
             ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"paper:share:{query}"
+                label=label, style=discord.ButtonStyle.secondary, custom_id=f"paper:share:{command}"
             )
         )
-        self.query = query
+        self.command = command
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: ui.Item[Any], match: Any
     ) -> ShareButton:
-        return cls(match["query"], getattr(item, "label", None) or "Post to channel")
+        return cls(match["command"], getattr(item, "label", None) or "Post to channel")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        handlers(interaction).share(interaction, self.query)
+        handlers(interaction).share(interaction, self.command)
 
 
 class AskButton(ui.DynamicItem[ui.Button[Any]], template=tr.ASK_ID):
@@ -189,7 +189,7 @@ def _item(button: dict[str, Any]) -> ui.Item[Any]:
         if match is None:
             continue
         if item is ShareButton:
-            return ShareButton(match["query"], label)
+            return ShareButton(match["command"], label)
         if item is AskButton:
             return AskButton(match["paper"], label)
         if item is FeedbackButton:

@@ -27,6 +27,8 @@ from connectors.slack.render import card_messages, header_messages
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "paperbot_digest"
+PAGE = 200  # messages a history request (internal and Marketplace apps)
+DISTRIBUTED_PAGE = 15  # non-Marketplace apps installed in other workspaces
 _CONTINUATION = re.compile(r"#(\d+)$")
 
 
@@ -54,7 +56,13 @@ def root_key(key: str) -> str | None:
 
 class SlackDigestChannel:
     """Posts digest messages (Block Kit) with `chat.postMessage`, at most one per
-    `post_interval` seconds per channel (Slack's pace for a channel)."""
+    `post_interval` seconds per channel (Slack's pace for a channel).
+
+    Reading history back (`find`) follows the app's `distribution`: since 2025-05-29 a
+    non-Marketplace app installed outside its own workspace ("distributed") gets at most 15
+    messages a `conversations.history`/`replies` request and one request a minute, so it
+    asks for 15 and waits `distributed_interval` between requests; internal and Marketplace
+    apps ask for 200 at a time."""
 
     platform = "slack"
 
@@ -64,12 +72,18 @@ class SlackDigestChannel:
         post_interval: float = 1.0,
         lookback_seconds: float = 7 * 24 * 3600,
         max_pages: int = 10,
+        distribution: str = "internal",
+        distributed_interval: float = 61.0,  # a minute, and a margin for clock skew
     ) -> None:
         self._client = client
         self._interval = post_interval
         self._lookback = lookback_seconds
         self._max_pages = max_pages
         self._last_post: dict[str, float] = {}
+        distributed = distribution == "distributed"
+        self._page_size = DISTRIBUTED_PAGE if distributed else PAGE
+        self._read_interval = distributed_interval if distributed else 0.0
+        self._last_read: dict[str, float] = {}
 
     def render_header(self, digest: Digest) -> list[Any]:
         return header_messages(digest)
@@ -123,7 +137,7 @@ class SlackDigestChannel:
             channel=channel,
             ts=root_ts,
             include_all_metadata=True,
-            limit=200,
+            limit=self._page_size,
         ):
             if metadata_key(message) == key:
                 return PostedRef(str(message["ts"]), root_ts)
@@ -135,16 +149,27 @@ class SlackDigestChannel:
             self._client.conversations_history,
             channel=channel,
             include_all_metadata=True,
-            limit=200,
+            limit=self._page_size,
             oldest=oldest,
         )
 
     def _pages(self, method: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         cursor = None
         for _ in range(self._max_pages):
+            self._pace_read(method.__name__)
             response = method(**kwargs, cursor=cursor) if cursor else method(**kwargs)
             yield from response.get("messages") or []
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return
         log.warning("stopped looking for a digest post after %d pages", self._max_pages)
+
+    def _pace_read(self, method: str) -> None:
+        """Wait until another request to `method` is allowed (distributed apps only)."""
+        last = self._last_read.get(method)
+        if last is not None and self._read_interval:
+            wait = self._read_interval - (time.monotonic() - last)
+            if wait > 0:
+                log.info("slack: waiting %.0f s to read more history (distributed app)", wait)
+                time.sleep(wait)
+        self._last_read[method] = time.monotonic()

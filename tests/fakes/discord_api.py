@@ -14,8 +14,12 @@ connector relies on it:
 - typing, channels, command registration (`PUT .../commands`), login (`/users/@me`);
 - `GET /gateway` and `GET /gateway/bot`: `gateway_url` (a FakeDiscordGateway sets it; by
   default a port where nothing listens);
-- 429 with `retry_after` on demand (`fail_next`); every payload is checked against
-  Discord's limits (`validate_discord_message`): a violation is a 400 (50035).
+- 429 with `retry_after` on demand (`fail_next`); every body is checked against
+  Discord's rules (tests/fakes/discord_rules.py: messages, embeds, buttons and action
+  rows, modals, autocomplete choices, command registration, threads): a violation is a
+  400 with code 50035 and Discord's `errors` tree (an empty message: 50006);
+- an interaction's first response must come within 3 s of the interaction, or Discord has
+  forgotten it: 404 with code 10062 "Unknown interaction" (`late_responses`).
 Every call is recorded (`calls`, `wait_for`). The payload builders (`command`,
 `click`, `submit`, `autocomplete`, `user_message`) make gateway payloads as Discord
 sends them, registered with the fake so callbacks find their channel.
@@ -23,6 +27,7 @@ sends them, registered with the fake so callbacks find their channel.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -34,7 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.discord.render import validate_discord_message
+from tests.fakes import discord_rules
+from tests.fakes.discord_rules import Problem
 from tests.fakes.http import AiohttpServer
 
 BOT_ID = "1100000000000000001"
@@ -47,7 +53,7 @@ MANAGE_GUILD = 1 << 5
 MEMBER = 1 << 10 | 1 << 11 | 1 << 16  # view channel, send messages, read history
 # Snowflakes, unique across every fake in a process (tests may share one state database).
 _IDS = itertools.count(1_250_000_000_000_000_000)
-_TRANSPORT = {"nonce", "enforce_nonce", "message_reference", "attachments", "tts", "flags"}
+INITIAL_RESPONSE = 3.0  # seconds Discord waits for an interaction's first response
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class _Interaction:
     original: dict[str, Any] | None = None
     replaced: bool = False  # the deferred response got its first follow-up
     callback: dict[str, Any] | None = None
+    created: float = field(default_factory=time.monotonic)
 
 
 def _now() -> str:
@@ -111,6 +118,7 @@ class FakeDiscordAPI(AiohttpServer):
         self._lock = threading.Condition()
         self._interactions: dict[str, _Interaction] = {}
         self._failures: list[tuple[str, int, float]] = []
+        self._delays: dict[str, float] = {}
 
     # -- running -------------------------------------------------------------------------
 
@@ -149,6 +157,23 @@ class FakeDiscordAPI(AiohttpServer):
         with `status` (429: `retry_after` seconds, as Discord says it)."""
         with self._lock:
             self._failures += [(route, status, retry_after)] * count
+
+    def delay(self, route: str, seconds: float) -> None:
+        """Answer every call to `route` `seconds` late (a slow Discord)."""
+        with self._lock:
+            self._delays[route] = seconds
+
+    @property
+    def late_responses(self) -> list[ApiCall]:
+        """First responses Discord refused because they came after its 3 s (10062)."""
+        with self._lock:
+            return [c for c in self.calls if c.route == _CALLBACK and c.status == 404]
+
+    def refused(self) -> list[ApiCall]:
+        """Requests refused as malformed (400), or too late (10062)."""
+        with self._lock:
+            bad = [c for c in self.calls if c.status == 400 and c.route != _THREAD]
+        return bad + self.late_responses
 
     def calls_to(self, route: str, ok_only: bool = False) -> list[ApiCall]:
         with self._lock:
@@ -369,6 +394,9 @@ class FakeDiscordAPI(AiohttpServer):
             failure = next((f for f in self._failures if f[0] == route), None)
             if failure is not None:
                 self._failures.remove(failure)
+            delay = self._delays.get(route, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if info is None or request.match_info.http_exception is not None:
             response = _error(404, 0, "404: Not Found")  # a route the fake does not know
         elif failure is not None:
@@ -413,6 +441,8 @@ class FakeDiscordAPI(AiohttpServer):
         )
 
     async def _put_commands(self, request: web.Request, body: Any) -> web.Response:
+        if problems := discord_rules.commands_problems(body):
+            return _invalid(problems)
         guild = request.match_info.get("guild_id")
         stored = [
             {**c, "id": self.new_id(), "application_id": APP_ID, "version": "1"}
@@ -430,9 +460,11 @@ class FakeDiscordAPI(AiohttpServer):
                 return _error(404, 10062, "Unknown interaction")
             if found.callback is not None:
                 return _error(400, 40060, "Interaction has already been acknowledged.")
+            if time.monotonic() - found.created > INITIAL_RESPONSE:
+                return _error(404, 10062, "Unknown interaction")
+            if problems := discord_rules.callback_problems(body):
+                return _invalid(problems)
             kind, data = body["type"], body.get("data") or {}
-            if kind == 4 and (problems := _problems(data)):
-                return _error(400, 50035, "Invalid Form Body", problems)
             found.callback = body
             flags = int(data.get("flags") or 0)
             message = None
@@ -461,8 +493,8 @@ class FakeDiscordAPI(AiohttpServer):
             found = self._interactions.get(request.match_info["token"])
             if found is None:
                 return _error(404, 10015, "Unknown Webhook")
-            if problems := _problems(body):
-                return _error(400, 50035, "Invalid Form Body", problems)
+            if problems := discord_rules.message_problems(body):
+                return _invalid(problems)
             original = found.original
             if original is not None and original["flags"] & LOADING and not found.replaced:
                 found.replaced = True  # the first follow-up replaces "thinking…"
@@ -497,8 +529,8 @@ class FakeDiscordAPI(AiohttpServer):
                 self._remove(message)
                 return web.Response(status=204)
             if request.method == "PATCH":
-                if problems := _problems(body, edit=True):
-                    return _error(400, 50035, "Invalid Form Body", problems)
+                if problems := discord_rules.message_problems(body, edit=True):
+                    return _invalid(problems)
                 _edit(message, body)
                 message["flags"] &= ~LOADING
                 found.replaced = True  # type: ignore[union-attr]
@@ -526,8 +558,8 @@ class FakeDiscordAPI(AiohttpServer):
         with self._lock:
             if channel_id not in self.channels:
                 return _error(404, 10003, "Unknown Channel")
-            if problems := _problems(body):
-                return _error(400, 50035, "Invalid Form Body", problems)
+            if problems := discord_rules.message_problems(body):
+                return _invalid(problems)
             nonce = body.get("nonce")
             if nonce and body.get("enforce_nonce"):
                 for m in self.messages[channel_id]:
@@ -549,8 +581,8 @@ class FakeDiscordAPI(AiohttpServer):
                 self._remove(message)
                 return web.Response(status=204)
             if request.method == "PATCH":
-                if problems := _problems(body, edit=True):
-                    return _error(400, 50035, "Invalid Form Body", problems)
+                if problems := discord_rules.message_problems(body, edit=True):
+                    return _invalid(problems)
                 _edit(message, body)
             return _json(_public(message))
 
@@ -562,9 +594,9 @@ class FakeDiscordAPI(AiohttpServer):
                 return _error(404, 10008, "Unknown Message")
             if message.get("thread"):
                 return _error(400, 160004, "A thread has already been created for this message")
-            name = str(body.get("name") or "")
-            if not 1 <= len(name) <= 100:
-                return _error(400, 50035, "Invalid Form Body", ["name: 1 to 100 characters"])
+            if problems := discord_rules.thread_problems(body):
+                return _invalid(problems)
+            name = str(body["name"])
             thread = {
                 "id": message_id,  # a thread started on a message has the message's id
                 "type": 11,
@@ -636,20 +668,14 @@ class FakeDiscordAPI(AiohttpServer):
         return [*itertools.chain(*self.messages.values()), *self.ephemeral]
 
 
+_CALLBACK = "POST /interactions/{interaction_id}/{token}/callback"
+_THREAD = "POST /channels/{channel_id}/messages/{message_id}/threads"
+
+
 def _needs_auth(route: str) -> bool:
     if route == "GET /gateway":
         return False
     return not route.split(" ", 1)[1].startswith(("/interactions/", "/webhooks/"))
-
-
-def _problems(body: Any, edit: bool = False) -> list[str]:
-    """Discord's limits, checked on what the client sent (transport fields aside)."""
-    if not isinstance(body, dict):
-        return ["the body must be a JSON object"]
-    message = {k: v for k, v in body.items() if k not in _TRANSPORT and v is not None}
-    if edit and not message.get("content") and not message.get("embeds"):
-        message["content"] = "(kept)"  # an edit may leave the text as it is
-    return validate_discord_message(message)
 
 
 def _edit(message: dict[str, Any], body: dict[str, Any]) -> None:
@@ -670,11 +696,16 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(body=json.dumps(data).encode(), status=status, headers=all_headers)
 
 
-def _error(status: int, code: int, text: str, errors: list[str] | None = None) -> web.Response:
-    body: dict[str, Any] = {"code": code, "message": text}
-    if errors:  # Discord's shape: {"field": {"_errors": [{"code", "message"}]}}
-        body["errors"] = {"body": {"_errors": [{"code": "INVALID", "message": e} for e in errors]}}
-    return _json(body, status=status)
+def _error(status: int, code: int, text: str) -> web.Response:
+    return _json({"code": code, "message": text}, status=status)
+
+
+def _invalid(problems: list[Problem]) -> web.Response:
+    """Discord's 400 for a body it refuses: 50035 and the errors tree (50006: empty)."""
+    if [p[1] for p in problems] == ["MESSAGE_EMPTY"]:
+        return _error(400, 50006, "Cannot send an empty message")
+    body = {"code": 50035, "message": "Invalid Form Body"}
+    return _json(body | {"errors": discord_rules.error_tree(problems)}, status=400)
 
 
 def _rate_limited(retry_after: float) -> web.Response:

@@ -10,6 +10,17 @@ token, returning `socket_url()`, see tests/fakes/slack_socket.py), plus response
 or JSON, as the SDK sends them. Every call is recorded; the next calls can be told to
 fail with 429 + Retry-After or with a Slack error.
 
+It refuses what Slack refuses (tests/fakes/slack_rules.py): blocks and views outside Block
+Kit's rules (`invalid_blocks`, `invalid_arguments` with the JSON pointers Slack gives),
+`text` over 40,000 characters (`msg_too_long`), posts where the bot is not a member
+(`not_in_channel`, or `channel_not_found` for a private channel; `chat:write.public` is
+honoured only if the app asks for it: the scopes are read from our manifest), reading a
+channel's history without membership, a `trigger_id` older than 3 s (`expired_trigger_id`).
+`deliver` times how long the app took to acknowledge a request Slack sent it (Slack gives
+up after 3 s: `late_acks`). `distribution="distributed"` is a non-Marketplace app installed
+elsewhere: since 2025-05-29 its `conversations.history`/`replies` give at most 15 messages
+a request and one request a minute (429 + Retry-After); internal apps keep the old limits.
+
 Run it alone (`python -m tests.fakes.slack_api --port 8099`) to try `paperbot serve --slack
 --http` by hand: it prints every call as a JSON line.
 
@@ -30,15 +41,34 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import yaml
+
+from tests.fakes import slack_rules
 from tests.fakes.http import LocalServer
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T1"
 _JSON_FIELDS = ("blocks", "metadata", "view", "attachments")
+MANIFEST = Path(__file__).resolve().parents[2] / "connectors" / "slack" / "manifest.yml"
+ACK_SECONDS = 3.0  # Slack's wait for an acknowledgement, and a trigger_id's life
+DISTRIBUTED_PAGE = 15  # messages a request for non-Marketplace distributed apps
+# Errors that mean the app sent Slack something it refuses (a bug in the app, not a
+# state of the workspace): the connector tests assert none happened.
+REQUEST_ERRORS = frozenset(
+    {"invalid_blocks", "invalid_arguments", "msg_too_long", "no_text", "invalid_trigger_id",
+     "expired_trigger_id", "invalid_metadata_format"}
+)  # fmt: skip
+
+
+def manifest_scopes(path: Path = MANIFEST) -> set[str]:
+    """The bot scopes our app asks for (what a workspace grants it on install)."""
+    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return set(manifest["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass(frozen=True)
@@ -50,6 +80,24 @@ class ApiCall:
     params: dict[str, Any]
     status: int
     token: str | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request Slack would refuse: the method, the error code and Slack's messages."""
+
+    method: str
+    error: str
+    messages: tuple[str, ...] = ()
+
+
+@dataclass
+class _Channel:
+    private: bool = False
+    bot_member: bool = True
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,11 +123,19 @@ class FakeSlackAPI(LocalServer):
     echo: bool = False
     app_token: str | None = None  # the only app-level token apps.connections.open accepts
     socket_url: Callable[[], str] | None = None  # a new Socket Mode URL for each open
+    scopes: set[str] = field(default_factory=manifest_scopes)
+    distribution: str = "internal"  # or "distributed": a non-Marketplace app elsewhere
+    history_window: float = 60.0  # distributed apps: one history/replies call per window
+    refusals: list[Refusal] = field(default_factory=list)
+    acks: list[tuple[str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
         self._failures: list[_Failure] = []
         self._last_ts = 0.0
+        self._channels: dict[str, _Channel] = {}
+        self._triggers: dict[str, float] = {}
+        self._last_read: dict[str, float] = {}
 
     # -- control -------------------------------------------------------------------------
 
@@ -107,6 +163,46 @@ class FakeSlackAPI(LocalServer):
         """Answer the next `count` calls to `method` with `{"ok": false, "error": error}`."""
         with self._lock:
             self._failures += [_Failure(method, 200, None, error) for _ in range(count)]
+
+    def add_channel(self, channel: str, private: bool = False, bot_member: bool = True) -> str:
+        """A channel, and whether the bot is in it (a channel never added is a public one
+        the bot was invited to)."""
+        with self._lock:
+            self._channels[channel] = _Channel(private, bot_member)
+        return channel
+
+    def trigger_id(self) -> str:
+        """A trigger_id as Slack puts in an interaction: views.open takes it for 3 s."""
+        with self._lock:
+            trigger = f"{len(self._triggers) + 1}.{time.monotonic_ns()}.fake"
+            self._triggers[trigger] = time.monotonic()
+        return trigger
+
+    def deliver(self, kind: str, send: Callable[[], T]) -> T:
+        """Send the app a request (`send()` returns its response) and time the
+        acknowledgement, as Slack does: past 3 s the user sees a timeout."""
+        started = time.monotonic()
+        try:
+            return send()
+        finally:
+            with self._lock:
+                self.acks.append((kind, time.monotonic() - started))
+
+    @property
+    def late_acks(self) -> list[tuple[str, float]]:
+        with self._lock:
+            return [(kind, took) for kind, took in self.acks if took > ACK_SECONDS]
+
+    def delivers(self, event: dict[str, Any]) -> bool:
+        """Whether Slack sends the app this event: message and mention events come only
+        from conversations the bot is a member of."""
+        with self._lock:
+            return self._channel(str(event.get("channel", ""))).bot_member
+
+    def invalid_requests(self) -> list[Refusal]:
+        """Refusals that mean the app sent something malformed or too late."""
+        with self._lock:
+            return [r for r in self.refusals if r.error in REQUEST_ERRORS]
 
     def calls_to(self, method: str, ok_only: bool = False) -> list[ApiCall]:
         with self._lock:
@@ -184,7 +280,44 @@ class FakeSlackAPI(LocalServer):
             route = _ROUTES.get(method)
             if route is None:
                 return 200, {"ok": False, "error": "unknown_method"}, {}
-            return 200, route(self, params), {}
+            wait = self._history_wait(method)
+            if wait is not None:
+                self.refusals.append(Refusal(method, "ratelimited"))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": wait}
+            body = route(self, params)
+            if not body.get("ok"):
+                messages = tuple((body.get("response_metadata") or {}).get("messages") or ())
+                self.refusals.append(Refusal(method, str(body.get("error")), messages))
+            return 200, body, {}
+
+    def _history_wait(self, method: str) -> str | None:
+        """Distributed apps: the Retry-After of a history call made too soon, else None."""
+        if self.distribution != "distributed" or method not in _PAGED:
+            return None
+        now = time.monotonic()
+        last = self._last_read.get(method)
+        if last is not None and now - last < self.history_window:
+            return str(max(1, round(self.history_window - (now - last))))
+        self._last_read[method] = now
+        return None
+
+    def _channel(self, channel: str) -> _Channel:
+        return self._channels.setdefault(channel, _Channel())
+
+    def _cannot_post(self, channel: str) -> str | None:
+        """Slack's error for posting in `channel`, or None when the bot may."""
+        found = self._channel(channel)
+        if found.bot_member:
+            return None
+        if found.private:
+            return "channel_not_found"
+        return None if "chat:write.public" in self.scopes else "not_in_channel"
+
+    def _cannot_read(self, channel: str) -> str | None:
+        found = self._channel(channel)
+        if found.bot_member:
+            return None
+        return "channel_not_found" if found.private else "not_in_channel"
 
     def _refused_token(self, method: str, token: str | None) -> str | None:
         """Slack's error for a call with the wrong kind of token or a wrong one, else None."""
@@ -218,9 +351,39 @@ def _auth_test(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
-    if not p.get("channel") or not (p.get("text") or p.get("blocks")):
+def _refused_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's answer to a message body it refuses (any chat.* method), else None."""
+    if not p.get("channel"):
+        return {"ok": False, "error": "channel_not_found"}
+    if not (p.get("text") or p.get("blocks") or p.get("attachments")):
         return {"ok": False, "error": "no_text"}
+    if slack_rules.text_too_long(p):
+        return {"ok": False, "error": "msg_too_long"}
+    problems = slack_rules.message_problems(p)
+    if problems:
+        return {
+            "ok": False,
+            "error": "invalid_blocks",
+            "errors": problems,
+            "response_metadata": {"messages": [f"[ERROR] {m}" for m in problems]},
+        }
+    metadata = p.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and isinstance(metadata.get("event_payload"), dict)
+    ):
+        return {"ok": False, "error": "invalid_metadata_format"}
+    return None
+
+
+def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    refused = _refused_message(api, p)
+    if refused is not None:
+        return refused
+    cannot = api._cannot_post(str(p["channel"]))
+    if cannot is not None:
+        return {"ok": False, "error": cannot}
     ts = api._next_ts()
     message = {
         "type": "message",
@@ -240,12 +403,21 @@ def _post_message(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _post_ephemeral(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
-    if not p.get("channel") or not p.get("user"):
-        return {"ok": False, "error": "invalid_arguments"}
+    if not p.get("user"):
+        return {"ok": False, "error": "user_not_in_channel"}
+    refused = _refused_message(api, p)
+    if refused is not None:
+        return refused
+    cannot = api._cannot_post(str(p["channel"]))
+    if cannot is not None:
+        return {"ok": False, "error": cannot}
     return {"ok": True, "message_ts": api._next_ts()}
 
 
 def _update(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    refused = _refused_message(api, p)
+    if refused is not None:
+        return refused
     for m in api.messages:
         if m["channel"] == p.get("channel") and m["ts"] == p.get("ts"):
             m["text"] = p.get("text", m["text"])
@@ -278,8 +450,10 @@ def _reaction(add: bool) -> Callable[[FakeSlackAPI, dict[str, Any]], dict[str, A
     return handle
 
 
-def _page(items: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
+def _page(api: FakeSlackAPI, items: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
     limit = int(p.get("limit") or 100)
+    if api.distribution == "distributed":
+        limit = min(limit, DISTRIBUTED_PAGE)
     start = int(p.get("cursor") or 0)
     page = items[start : start + limit]
     more = start + limit < len(items)
@@ -294,6 +468,9 @@ def _page(items: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    cannot = api._cannot_read(str(p.get("channel", "")))
+    if cannot is not None:
+        return {"ok": False, "error": cannot}
     oldest = float(p.get("oldest") or 0)
     roots = [
         dict(m)
@@ -302,10 +479,13 @@ def _history(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
         and m.get("thread_ts") in (None, m["ts"])
         and float(m["ts"]) >= oldest
     ]
-    return _page(roots, p)
+    return _page(api, roots, p)
 
 
 def _replies(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    cannot = api._cannot_read(str(p.get("channel", "")))
+    if cannot is not None:
+        return {"ok": False, "error": cannot}
     ts = p.get("ts")
     found = [
         dict(m)
@@ -314,7 +494,7 @@ def _replies(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     ]
     if not found:
         return {"ok": False, "error": "thread_not_found"}
-    return _page(found, p)
+    return _page(api, found, p)
 
 
 def _users_info(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
@@ -333,8 +513,19 @@ def _users_info(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _views_open(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
-    if not p.get("trigger_id") or not isinstance(p.get("view"), dict):
-        return {"ok": False, "error": "invalid_arguments"}
+    issued = api._triggers.get(str(p.get("trigger_id")))
+    if issued is None:
+        return {"ok": False, "error": "invalid_trigger_id"}
+    if time.monotonic() - issued > ACK_SECONDS:
+        return {"ok": False, "error": "expired_trigger_id"}
+    problems = slack_rules.view_problems(p.get("view"))
+    if problems:
+        messages = [f"[ERROR] {m}" for m in problems]
+        return {
+            "ok": False,
+            "error": "invalid_arguments",
+            "response_metadata": {"messages": messages},
+        }
     return {"ok": True, "view": {"id": "V1", **p["view"]}}
 
 
@@ -349,6 +540,7 @@ def _response_url(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+_PAGED = frozenset({"conversations.history", "conversations.replies"})
 _ROUTES: dict[str, Callable[[FakeSlackAPI, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": _auth_test,
     "chat.postMessage": _post_message,
@@ -417,6 +609,12 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def shown(text: str) -> str:
+    """What a Slack client shows for a message's `text` (a notification, a screen reader):
+    Slack's three entities decoded, once."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def texts(calls: Iterable[ApiCall]) -> list[str]:
