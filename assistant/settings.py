@@ -235,9 +235,11 @@ class DigestSettings(BaseSettings):
         "", description="Topics for `--source arxiv`, separated by `;` (ranked by similarity)."
     )
     claim_seconds: float = Field(
-        120.0,
+        30.0,
         gt=0,
-        description="How long a publisher's claim on a post holds before another may take over.",
+        description="A digest publisher that has shown no sign of life (it beats every sixth "
+        "of this) for this long is taken for dead, and another takes over its posts. On the "
+        "same host a dead publisher is noticed at once from its process.",
     )
 
 

@@ -187,6 +187,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, channel, message_ts, user)
     );
     """,
+    """
+    CREATE TABLE publisher_runs (
+        owner TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        process_start TEXT,
+        started_at REAL NOT NULL,
+        beat_at REAL NOT NULL,
+        ended_at REAL
+    );
+    """,
 )
 
 _AUTHORITATIVE = {"arxiv", "arxiv-dump", "arxiv-listing"}

@@ -3,10 +3,12 @@
 Every message is claimed in SQLite before it is posted and recorded right after, so a crash,
 a retry, a restart or a second publisher resumes where the first stopped:
 - a message recorded as posted is never posted again;
-- a claim held by a live publisher makes the others wait for it;
-- a claim left by a dead publisher (older than the claim time) is taken over, and the new
-  owner first asks the platform whether the message went out (each post carries its key as
-  platform metadata) before posting it.
+- a claim belongs to one publishing run (see `assistant.digest.runs`), not to a process: two
+  runs in one process exclude each other as two replicas do;
+- a claim held by a live run makes the others wait for it (they say so through `notify`);
+- a claim left by a dead run (ended, its process gone, or silent for `claim_seconds`) is
+  taken over at once, and the new owner first asks the platform whether the message went
+  out (each post carries its key as platform metadata) before posting it.
 The recorded message ids are how a reply in a card's thread maps back to its paper.
 
 >>> report = await DigestPublisher(store, conversations, settings).publish(digest, slack, "C1")
@@ -16,21 +18,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from assistant.conversations import ConversationStore, Scope
 from assistant.digest.model import Digest, DigestCard
+from assistant.digest.runs import PublisherRuns
+from assistant.errors import UserError
 from assistant.metrics import Metrics, PostOutcome, process_metrics
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
 
 ClaimState = Literal["owned", "taken_over", "posted", "busy"]
+Notify = Callable[[str], None]
+"""Told, once each, when a run starts waiting for another one and when it resumes a dead
+one's work (connectors show it to the admin who asked for the post)."""
+
+
+_WAITING = (
+    "Another post of this digest is running in this channel; waiting for it to finish "
+    "(nothing is posted twice)."
+)
+_RESUMING = (
+    "A post of this digest here was interrupted; resuming it where it stopped (messages "
+    "that already went out are found, not posted again)."
+)
+
+
+class DigestBusyError(UserError):
+    """Another run kept posting this digest here for longer than a publisher waits."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,7 @@ class PublishReport:
     already_posted: int = 0
     recovered: int = 0
     waited_seconds: float = 0.0
+    resumed: int = 0  # claims of a dead run taken over (its posts found or made)
     keys: list[str] = field(default_factory=list)
 
 
@@ -137,32 +160,64 @@ def _parts(
     ]
 
 
+@dataclass
+class _Run:
+    """One `publish` call: its owner id, its report, and what it told the user."""
+
+    owner: str
+    report: PublishReport
+    notify: Notify | None
+    told: set[str] = field(default_factory=set)
+
+    def tell(self, kind: str, text: str) -> None:
+        if kind in self.told:
+            return
+        self.told.add(kind)
+        log.info("%s", text)
+        if self.notify is not None:
+            self.notify(text)
+
+
 class DigestPublisher:
-    """Posts digests through `DigestChannel`s, exactly once per channel and week."""
+    """Posts digests through `DigestChannel`s, exactly once per channel and week.
+
+    `claim_seconds`: a run that has not beaten for this long is taken for dead (runs beat
+    every sixth of it); on this host a dead run is noticed at once from its process.
+    Either way its claims are taken over `settle_seconds` (at most `claim_seconds`) after
+    it died. `max_wait_seconds`: how long a run waits for another one before giving up.
+    """
 
     def __init__(
         self,
         store: StateStore,
         conversations: ConversationStore,
-        claim_seconds: float = 120.0,
+        claim_seconds: float = 30.0,
         poll_seconds: float = 0.5,
         empty_week: str = "post",
         metrics: Metrics | None = None,
+        max_wait_seconds: float = 600.0,
+        settle_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._metrics = metrics or process_metrics()
         self._conversations = conversations
-        self._claim_seconds = claim_seconds
+        self._runs = PublisherRuns(store, claim_seconds, settle_seconds)
         self._poll_seconds = poll_seconds
         self._empty_week = empty_week
-        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._max_wait = max_wait_seconds
 
-    async def publish(self, digest: Digest, channel: DigestChannel, target: str) -> PublishReport:
+    async def publish(
+        self,
+        digest: Digest,
+        channel: DigestChannel,
+        target: str,
+        notify: Notify | None = None,
+    ) -> PublishReport:
         """Post whatever of `digest` is not yet in `target`, in order."""
-        report = PublishReport()
-        for post in plan_posts(digest, channel, self._empty_week):
-            await self._publish_one(digest, channel, target, post, report)
-        return report
+        async with self._run(notify) as run:
+            for post in plan_posts(digest, channel, self._empty_week):
+                await self._publish_one(run, digest, channel, target, post)
+            return run.report
 
     def posted(self, platform: str, target: str, digest: Digest) -> dict[str, PostedRef]:
         """The messages of this digest already recorded in `target`, by key."""
@@ -173,37 +228,80 @@ class DigestPublisher:
         )
         return {r["item"]: PostedRef(r["message_id"], r["thread_id"]) for r in rows}
 
+    @asynccontextmanager
+    async def _run(self, notify: Notify | None) -> AsyncIterator[_Run]:
+        """A registered run that beats until it ends (its claims are then free)."""
+        owner = await asyncio.to_thread(self._runs.start)
+        beating = asyncio.create_task(self._beat(owner))
+        try:
+            yield _Run(owner, PublishReport(), notify)
+        finally:
+            beating.cancel()
+            with suppress(asyncio.CancelledError):
+                await beating
+            self._runs.end(owner)  # quick, and must happen even when cancelled
+
+    async def _beat(self, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self._runs.beat_seconds)
+            try:
+                await asyncio.to_thread(self._runs.beat, owner)
+            except sqlite3.Error:  # a busy or full disk: the next beat may pass
+                log.warning("a publisher heartbeat failed", exc_info=True)
+
     async def _publish_one(
         self,
+        run: _Run,
         digest: Digest,
         channel: DigestChannel,
         target: str,
         post: PlannedPost,
-        report: PublishReport,
     ) -> None:
-        while True:
-            state = await asyncio.to_thread(self._claim, digest, channel.platform, target, post)
-            if state == "posted":
-                report.already_posted += 1
-                self._metrics.count_digest_post(channel.platform, "already_posted")
-                return
-            if state == "busy":  # another publisher is posting it right now
-                await asyncio.sleep(self._poll_seconds)
-                report.waited_seconds += self._poll_seconds
-                continue
-            break
-        ref = await channel.find(target, post.key) if state == "taken_over" else None
+        state = await self._await_claim(run, digest, channel.platform, target, post)
+        if state == "posted":
+            run.report.already_posted += 1
+            self._metrics.count_digest_post(channel.platform, "already_posted")
+            return
+        ref = None
+        if state == "taken_over":
+            run.report.resumed += 1
+            run.tell("resuming", _RESUMING)
+            ref = await channel.find(target, post.key)
         outcome: PostOutcome = "recovered"
         if ref is not None:
-            report.recovered += 1
+            run.report.recovered += 1
         else:
             thread = self._parent_thread(digest, channel.platform, target, post)
             ref = await channel.post(target, post.payload, post.key, thread)
-            report.posted += 1
-            report.keys.append(post.key)
+            run.report.posted += 1
+            run.report.keys.append(post.key)
             outcome = "posted"
         await asyncio.to_thread(self._record, digest, channel.platform, target, post, ref)
         self._metrics.count_digest_post(channel.platform, outcome)
+
+    async def _await_claim(
+        self, run: _Run, digest: Digest, platform: str, target: str, post: PlannedPost
+    ) -> ClaimState:
+        """Claim `post`, waiting while another run holds it (alive, or dead but settling)."""
+        waited = 0.0
+        while True:
+            state, holder_dead = await asyncio.to_thread(
+                self._claim, run, digest, platform, target, post
+            )
+            if state != "busy":
+                return state
+            if waited >= self._max_wait:
+                raise DigestBusyError(
+                    f"Another post of this digest has been posting {post.key} here for over "
+                    f"{self._max_wait:.0f} s; try again later."
+                )
+            if holder_dead:
+                run.tell("resuming", _RESUMING)
+            else:
+                run.tell("waiting", _WAITING)
+            await asyncio.sleep(self._poll_seconds)
+            waited += self._poll_seconds
+            run.report.waited_seconds += self._poll_seconds
 
     def _parent_thread(
         self, digest: Digest, platform: str, target: str, post: PlannedPost
@@ -213,7 +311,10 @@ class DigestPublisher:
         parent = self.posted(platform, target, digest).get(post.parent)
         return parent.thread if parent else None
 
-    def _claim(self, digest: Digest, platform: str, target: str, post: PlannedPost) -> ClaimState:
+    def _claim(
+        self, run: _Run, digest: Digest, platform: str, target: str, post: PlannedPost
+    ) -> tuple[ClaimState, bool]:
+        """(what the claim gave, whether a "busy" holder is a dead run still settling)."""
         now = time.time()
         key = (platform, target, digest.week.isoformat(), digest.language, post.key)
         with self._store.transaction() as conn:  # BEGIN IMMEDIATE: one claimer at a time
@@ -227,22 +328,28 @@ class DigestPublisher:
                     "INSERT INTO digest_posts (platform, channel, week, language, item, seq, "
                     "paper_id, status, owner, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
                     "'claimed', ?, ?)",
-                    (*key, post.seq, post.paper_id, self.owner, now),
+                    (*key, post.seq, post.paper_id, run.owner, now),
                 )
-                return "owned"
+                return "owned", False
             if row["status"] == "posted":
-                return "posted"
-            if row["owner"] == self.owner:
-                return "owned"
-            if now - row["claimed_at"] < self._claim_seconds:
-                return "busy"
+                return "posted", False
+            if row["owner"] == run.owner:
+                return "owned", False
+            holder = self._runs.free_at(row["owner"], float(row["claimed_at"]))
+            if now < holder.free_at:
+                return "busy", holder.dead
             conn.execute(
                 "UPDATE digest_posts SET owner = ?, claimed_at = ? WHERE platform = ? AND "
                 "channel = ? AND week = ? AND language = ? AND item = ?",
-                (self.owner, now, *key),
+                (run.owner, now, *key),
             )
-            log.warning("taking over the stale claim on %s in %s:%s", post.key, platform, target)
-            return "taken_over"
+            log.warning(
+                "taking over the claim of a dead publisher run on %s in %s:%s",
+                post.key,
+                platform,
+                target,
+            )
+            return "taken_over", True
 
     def _record(
         self, digest: Digest, platform: str, target: str, post: PlannedPost, ref: PostedRef

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from assistant.conversations import ConversationStore
 from assistant.digest.builder import BuildReport, DigestBuilder, monday_of
 from assistant.digest.model import Digest
-from assistant.digest.publisher import DigestChannel, DigestPublisher, PublishReport
+from assistant.digest.publisher import DigestChannel, DigestPublisher, Notify, PublishReport
 from assistant.errors import InvalidInputError, NotFoundError
 from assistant.ingest import Ingestor, IngestReport, Progress
 from assistant.settings import DigestSettings
@@ -80,10 +80,13 @@ class DigestService:
         digest, build = self._builder.build_week(week, source, language)
         return Prepared(digest, build, ingest)
 
-    def post_now(self, platform: str, target: str, day: date | None) -> tuple[date, PublishReport]:
+    def post_now(
+        self, platform: str, target: str, day: date | None, notify: Notify | None = None
+    ) -> tuple[date, PublishReport]:
         """`/paper digest post`: the digest of the listed week containing `day` (default:
         the newest), from the stored papers, posted to `target` exactly once. Blocking:
-        connectors call it from their worker threads."""
+        connectors call it from their worker threads. `notify` hears when the post waits
+        for another one or resumes an interrupted one."""
         channel = self._channels.get(platform)
         if channel is None:
             raise InvalidInputError(
@@ -96,10 +99,16 @@ class DigestService:
             digest = self._builder.load(week, language)
         except NotFoundError:  # not built yet: build it from the stored papers
             digest, _ = self._builder.build_week(week, source, language)
-        return week, asyncio.run(self.publish(digest, channel, target))
+        return week, asyncio.run(self.publish(digest, channel, target, notify))
 
-    async def publish(self, digest: Digest, channel: DigestChannel, target: str) -> PublishReport:
-        return await self._publisher.publish(digest, channel, target)
+    async def publish(
+        self,
+        digest: Digest,
+        channel: DigestChannel,
+        target: str,
+        notify: Notify | None = None,
+    ) -> PublishReport:
+        return await self._publisher.publish(digest, channel, target, notify)
 
     async def run_slot(self, slot: datetime, channels: Mapping[str, DigestChannel]) -> None:
         """The scheduled job: prepare the week that just ended, post it to subscribers."""
