@@ -34,8 +34,9 @@ from assistant.settings import Settings
 from assistant.sources.arxiv_api import ArxivClient
 from assistant.sources.arxiv_listing import ArxivListingSource
 from assistant.sources.base import PaperSource
+from assistant.sources.conditional import ConditionalFetcher
 from assistant.sources.hf_daily import HfDailySource
-from assistant.sources.potw import PotwSource
+from assistant.sources.potw_list import ListDocuments, PotwList
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,11 @@ class Runtime:
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
         )
+
+    @cached_property
+    def list_documents(self) -> ListDocuments:
+        """The weekly list's files: local, or over HTTP with conditional requests."""
+        return ListDocuments(ConditionalFetcher(self.store, self.http))
 
     @cached_property
     def arxiv(self) -> ArxivClient:
@@ -196,10 +202,8 @@ class Runtime:
         """The source of a week's papers for the digest (`potw`, `hf` or `arxiv`)."""
         d = self.settings.digest
         if source == "potw":
-            where = location or self.settings.ingest.potw_url
-            http = None if location and not location.startswith("http") else self.http
-            potw = PotwSource.from_location(where, http=http)
-            potw.week = week or max(potw.weeks(), default=None)
+            potw = PotwList.open(location or self.settings.ingest.potw_url, self.list_documents)
+            potw.week = week or max(potw.weeks(), default=None)  # default: the newest week
             return potw
         if location is not None:
             raise InvalidInputError(f"--file works with --source potw only, not {source!r}.")

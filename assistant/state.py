@@ -198,6 +198,15 @@ MIGRATIONS: tuple[str, ...] = (
         ended_at REAL
     );
     """,
+    """
+    CREATE TABLE http_cache (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        body TEXT NOT NULL,
+        fetched_at TEXT NOT NULL
+    );
+    """,
 )
 
 _AUTHORITATIVE = {"arxiv", "arxiv-dump", "arxiv-listing"}

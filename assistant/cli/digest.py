@@ -50,14 +50,17 @@ class DigestFormat(StrEnum):
 def digest_build(
     week: Annotated[str | None, typer.Option(help="Any day of the week (default: newest).")] = None,
     source: Annotated[DigestSource | None, typer.Option(help="potw, hf or arxiv.")] = None,
-    file: Annotated[Path | None, typer.Option(help="A local copy of the list (potw).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="A local copy of the list (potw): README.md, a year file or a clone."),
+    ] = None,
     offline: OfflineOpt = False,
     language: Annotated[str | None, typer.Option(help="Digest language, e.g. ja.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest the week's list and write a card (takeaway, summary, Q&A) per top paper."""
-    if file is not None and not file.is_file():
-        raise NotFoundError(f"No such file: {file}")
+    if file is not None and not file.exists():
+        raise NotFoundError(f"No such file or folder: {file}")
     with runtime() as rt:
         with progress_bar() as bar:
             prepared = rt.digest_service.prepare(
