@@ -184,7 +184,11 @@ class Runtime:
     def publisher(self) -> DigestPublisher:
         d = self.settings.digest
         return DigestPublisher(
-            self.store, self.conversations, claim_seconds=d.claim_seconds, empty_week=d.empty_week
+            self.store,
+            self.conversations,
+            claim_seconds=d.claim_seconds,
+            empty_week=d.empty_week,
+            timezone=d.timezone,
         )
 
     @cached_property

@@ -239,11 +239,24 @@ class DigestSettings(BaseSettings):
     topics: str = Field(
         "", description="Topics for `--source arxiv`, separated by `;` (ranked by similarity)."
     )
+    version_watch_days: float = Field(
+        60.0,
+        ge=0,
+        description="Papers whose card went out in the last this many days are checked on "
+        "arXiv for new versions with each weekly digest (and by `paperbot ingest versions`); "
+        "a new version gets a short note in the card's thread.",
+    )
+    updates_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How often `paperbot serve` posts the version notes that are due (found "
+        "by any process); 0 posts them only after the weekly digest.",
+    )
     claim_seconds: float = Field(
         30.0,
         gt=0,
-        description="A digest publisher that has shown no sign of life (it beats every sixth "
-        "of this) for this long is taken for dead, and another takes over its posts. On the "
+        description="A digest publisher that has shown no sign of life (it beats every 2 s) "
+        "for this long is taken for dead, and another takes over its posts 5 s later. On the "
         "same host a dead publisher is noticed at once from its process.",
     )
 

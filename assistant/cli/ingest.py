@@ -135,6 +135,29 @@ def ingest_enrich(as_json: JsonOpt = False) -> None:
         show_report(report, as_json, time.perf_counter() - started)
 
 
+@ingest_app.command("versions")
+def ingest_versions(
+    days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Papers posted in the last N days (default PAPERBOT_DIGEST_VERSION_WATCH_DAYS).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check arXiv for new versions of the papers whose cards went out lately; each new
+    version gets a note in its cards' threads (`paperbot serve` posts them, or
+    `paperbot digest updates` in a terminal)."""
+    with runtime() as rt:
+        if days is not None:
+            rt.settings.digest.version_watch_days = days
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.digest_service.check_versions(progress=bar)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
 @ingest_app.command("pdf")
 def ingest_pdf(
     paper: Annotated[str, typer.Argument(help="A stored paper's ID or URL.")],

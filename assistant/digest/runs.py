@@ -78,6 +78,7 @@ def process_alive(identity: ProcessIdentity) -> bool | None:
 class PublisherRuns:
     """The registry of publisher runs (the `publisher_runs` table).
 
+    Runs beat every 2 s (or a sixth of `stale_seconds` if shorter).
     `stale_seconds`: a run silent for this long is taken for dead. `settle_seconds`: how
     long after a run died its claims stay untouched, so that a post it had in flight when
     it died has landed on the platform before the next owner looks for it there.
@@ -89,7 +90,7 @@ class PublisherRuns:
         self._store = store
         self.stale_seconds = stale_seconds
         self.settle_seconds = min(settle_seconds, stale_seconds)
-        self.beat_seconds = max(0.02, stale_seconds / 6)
+        self.beat_seconds = min(2.0, max(0.02, stale_seconds / 6))
         self._me = this_process()
 
     def start(self) -> str:
