@@ -195,9 +195,9 @@ class PostLedger:
             yield Run(owner, PublishReport(), notify)
         finally:
             beating.cancel()
+            self._runs.end(owner)  # quick, and must happen even when cancelled
             with suppress(asyncio.CancelledError):
                 await beating
-            self._runs.end(owner)  # quick, and must happen even when cancelled
 
     async def _beat(self, owner: str) -> None:
         while True:
