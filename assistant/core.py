@@ -105,8 +105,11 @@ def week_label(week: date) -> str:
 class DigestPoster(Protocol):
     """Posts a week's digest to a chat channel now (`paperbot serve` provides it)."""
 
-    def post_now(self, platform: str, channel: str, day: date | None) -> tuple[date, PublishReport]:
-        """Post the digest of the week containing `day` (default: the latest week)."""
+    def post_now(
+        self, platform: str, channel: str, day: date | None, notify: Delta | None = None
+    ) -> tuple[date, PublishReport]:
+        """Post the digest of the week containing `day` (default: the latest week);
+        `notify` hears when it waits for another post or resumes an interrupted one."""
         ...
 
 
@@ -211,7 +214,7 @@ class Assistant:
                 answer = self._answer(origin, question, scope, on_delta)
                 return replace(answer, opens_thread=origin.thread is None)
             case PostDigest(week):
-                return self._post_digest(origin, week)
+                return self._post_digest(origin, week, on_delta)
             case ListDigest(week):
                 return self._digest(week)
             case Subscribe() | Unsubscribe():
@@ -347,9 +350,11 @@ class Assistant:
             body += [f"\n{i}. ", bold(x.title), f" — {x.snippet}"]
         return Reply.formatted(rich(*body), parts=(ResultList(heading, items),), kind="digest")
 
-    def _post_digest(self, origin: Origin, day: date | None) -> Reply:
+    def _post_digest(self, origin: Origin, day: date | None, notify: Delta | None = None) -> Reply:
         """`digest post [day]`: the week's full digest (header, cards, their threads) in
-        this channel now, exactly once, like the scheduled post (admins only)."""
+        this channel now, exactly once, like the scheduled post (admins only). `notify`
+        hears at once when it must wait for another post or resume an interrupted one;
+        the reply says so too."""
         if not origin.is_admin:
             raise InvalidInputError("Only admins can post the digest in a channel.")
         if self._digest_poster is None:
@@ -357,15 +362,10 @@ class Assistant:
                 "Posting the digest from chat needs `paperbot serve` with this platform's "
                 "connector; in a terminal, use `paperbot digest post`."
             )
-        week, report = self._digest_poster.post_now(origin.platform, origin.channel, day)
-        label = week_label(week)
-        if report.posted == 0 and report.recovered == 0:
-            text = f"The digest of {label} is already in this channel; nothing was posted again."
-        else:
-            text = f"Posted the digest of {label} here: {report.posted} messages."
-            if report.already_posted:
-                text += f" {report.already_posted} were already posted and were not repeated."
-        return Reply.formatted(rich(text), visibility="private", kind="info")
+        week, report = self._digest_poster.post_now(origin.platform, origin.channel, day, notify)
+        return Reply.formatted(
+            rich(post_summary(week_label(week), report)), visibility="private", kind="info"
+        )
 
     def _subscription(self, origin: Origin, subscribe: bool) -> Reply:
         if not origin.is_admin:
@@ -385,6 +385,27 @@ class Assistant:
                 else "This channel was not subscribed."
             )
         return Reply.formatted(rich(text), kind="info")
+
+
+def post_summary(label: str, report: PublishReport) -> str:
+    """What a `digest post` did, in a sentence or three."""
+    if report.posted == 0 and report.recovered == 0:
+        text = f"The digest of {label} is already in this channel; nothing was posted again."
+    else:
+        text = f"Posted the digest of {label} here: {report.posted} messages."
+        if report.already_posted:
+            text += f" {report.already_posted} were already posted and were not repeated."
+    if report.resumed:
+        text += (
+            f" An interrupted post was resumed: {report.recovered} message(s) it had sent "
+            "were found and not repeated."
+        )
+    if report.waited_seconds >= 1:
+        text += (
+            f" Another post of this digest was running here; this one waited "
+            f"{report.waited_seconds:.0f} s for it."
+        )
+    return text
 
 
 def _takeaway(paper: Paper, week: date) -> str:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Protocol
 
@@ -38,6 +39,7 @@ from assistant.sources.arxiv_api import ArxivClient
 from assistant.sources.base import PaperSource
 from assistant.sparse import document_vector
 from assistant.state import IndexStatus, StateStore
+from assistant.versions import VersionLog, fulltext_change
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class IngestReport:
     fulltext: int = 0
     indexed_papers: int = 0
     indexed_chunks: int = 0
+    new_versions: int = 0
+    arxiv_unreachable: bool = False  # arXiv was not asked again for the rest of this run
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -141,6 +145,11 @@ class Ingestor:
         self._http = http
         self._sleep = sleep
         self._last_pdf_request = 0.0
+        self._versions = VersionLog(store)
+
+    @property
+    def store(self) -> StateStore:
+        return self._store
 
     def ingest(
         self,
@@ -174,6 +183,38 @@ class Ingestor:
             self._fetch_fulltext(ids, report)
             self._index_papers(ids, report)
             progress.advance(len(ids))
+        return report
+
+    def check_versions(
+        self, paper_ids: Sequence[str], progress: Progress | None = None
+    ) -> IngestReport:
+        """Ask arXiv for the newest version of these papers (the posted ones); a newer
+        version than arXiv showed before is recorded with what changed (`paper_updates`),
+        and its full text fetched and indexed."""
+        progress = progress or NullProgress()
+        report = IngestReport()
+        if self._arxiv is None:
+            raise SourceUnavailableError("checking for new versions needs the arXiv API")
+        ids = [p for p in paper_ids if is_arxiv_key(p)]
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        progress.begin("checking arXiv for new versions", len(ids))
+        for window in _windows(ids, WINDOW):
+            batch = [str(x) for x in window]
+            for item in self._arxiv.fetch(batch):
+                if isinstance(item, Problem):
+                    report.problems.append(item)
+                    continue
+                self._store.upsert_record(item)
+                report.enriched += 1
+            self._fetch_fulltext(batch, report)
+            self._index_papers(batch, report)
+            progress.advance(len(batch))
+        for update in self._versions.updates(since=started):
+            report.new_versions += 1
+            report.notes.append(
+                f"{update.paper_id}: new version v{update.version} "
+                f"({update.updated or 'date unknown'}), was v{update.previous_version}"
+            )
         return report
 
     def attach_pdf(self, paper_id: str, pdf: bytes, version: int | None = None) -> IngestReport:
@@ -226,7 +267,7 @@ class Ingestor:
     def _enrich(self, paper_ids: Sequence[str], report: IngestReport) -> None:
         pending = set(self._store.needing_enrichment())
         wanted = [p for p in paper_ids if p in pending]
-        if not wanted or self._arxiv is None:
+        if not wanted or self._arxiv is None or report.arxiv_unreachable:
             return
         try:
             for item in self._arxiv.fetch(wanted):
@@ -240,7 +281,7 @@ class Ingestor:
                 f"arXiv could not be reached ({exc}); papers were ingested from the list "
                 "and marked for enrichment: run `paperbot ingest enrich` later."
             )
-            self._arxiv = None  # do not retry for every window of this run
+            report.arxiv_unreachable = True  # not again for every window of this run
 
     def _fetch_fulltext(self, paper_ids: Sequence[str], report: IngestReport) -> None:
         if not self._arxiv_settings.download_pdfs or self._http is None:
@@ -275,8 +316,19 @@ class Ingestor:
             self._store.record_fulltext_failure(paper.paper_id, paper.version, str(exc))
             report.notes.append(f"{paper.paper_id}: full text not indexed: {exc}")
             return False
+        self._note_fulltext_change(paper, chunks)
         self._store.replace_fulltext(paper.paper_id, paper.version, chunks)
         return True
+
+    def _note_fulltext_change(self, paper: Paper, chunks: Sequence[Chunk]) -> None:
+        """For a new version, how much its full text differs from the one it replaces."""
+        update = self._versions.get(paper.paper_id, paper.version) if paper.version else None
+        if update is None or update.fulltext is not None:
+            return
+        before = [c.text for c in self._store.fulltext_chunks(paper.paper_id)]
+        if before:
+            change = fulltext_change(before, [c.text for c in chunks])
+            self._versions.record_fulltext_change(paper.paper_id, update.version, change)
 
     def _pdf_chunks(self, paper_id: str, pdf: bytes) -> list[Chunk]:
         pages = extract_pages(pdf)

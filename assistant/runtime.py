@@ -34,8 +34,9 @@ from assistant.settings import Settings
 from assistant.sources.arxiv_api import ArxivClient
 from assistant.sources.arxiv_listing import ArxivListingSource
 from assistant.sources.base import PaperSource
+from assistant.sources.conditional import ConditionalFetcher
 from assistant.sources.hf_daily import HfDailySource
-from assistant.sources.potw import PotwSource
+from assistant.sources.potw_list import ListDocuments, PotwList
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,11 @@ class Runtime:
         )
 
     @cached_property
+    def list_documents(self) -> ListDocuments:
+        """The weekly list's files: local, or over HTTP with conditional requests."""
+        return ListDocuments(ConditionalFetcher(self.store, self.http))
+
+    @cached_property
     def arxiv(self) -> ArxivClient:
         return ArxivClient(self.settings.arxiv)
 
@@ -178,7 +184,11 @@ class Runtime:
     def publisher(self) -> DigestPublisher:
         d = self.settings.digest
         return DigestPublisher(
-            self.store, self.conversations, claim_seconds=d.claim_seconds, empty_week=d.empty_week
+            self.store,
+            self.conversations,
+            claim_seconds=d.claim_seconds,
+            empty_week=d.empty_week,
+            timezone=d.timezone,
         )
 
     @cached_property
@@ -196,10 +206,8 @@ class Runtime:
         """The source of a week's papers for the digest (`potw`, `hf` or `arxiv`)."""
         d = self.settings.digest
         if source == "potw":
-            where = location or self.settings.ingest.potw_url
-            http = None if location and not location.startswith("http") else self.http
-            potw = PotwSource.from_location(where, http=http)
-            potw.week = week or max(potw.weeks(), default=None)
+            potw = PotwList.open(location or self.settings.ingest.potw_url, self.list_documents)
+            potw.week = week or max(potw.weeks(), default=None)  # default: the newest week
             return potw
         if location is not None:
             raise InvalidInputError(f"--file works with --source potw only, not {source!r}.")

@@ -27,7 +27,7 @@ from assistant.errors import ConfigError
 from assistant.fusion import Fusion
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
-POTW_README_URL = "https://raw.githubusercontent.com/dair-ai/ML-Papers-of-the-Week/main/README.md"
+POTW_README_URL = "https://raw.githubusercontent.com/dair-ai/AI-Papers-of-the-Week/main/README.md"
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -128,11 +128,16 @@ class ArxivSettings(BaseSettings):
 
 
 class IngestSettings(BaseSettings):
-    """Splitting papers into passages."""
+    """Where the weekly list lives, and splitting papers into passages."""
 
     model_config = _config("PAPERBOT_INGEST_")
 
-    potw_url: str = Field(POTW_README_URL, description="The ML-Papers-of-the-Week README.")
+    potw_url: str = Field(
+        POTW_README_URL,
+        description="The AI-Papers-of-the-Week list (formerly ML-Papers-of-the-Week): its "
+        "README.md, an index whose year files (years/2026.md) are found next to it; an old "
+        "single-file README, a year file, or a local path or clone folder work too.",
+    )
     chunk_words: int = Field(180, ge=30, le=2000, description="Target words per passage.")
     chunk_overlap: int = Field(30, ge=0, le=500, description="Words shared by neighbours.")
 
@@ -234,10 +239,25 @@ class DigestSettings(BaseSettings):
     topics: str = Field(
         "", description="Topics for `--source arxiv`, separated by `;` (ranked by similarity)."
     )
+    version_watch_days: float = Field(
+        60.0,
+        ge=0,
+        description="Papers whose card went out in the last this many days are checked on "
+        "arXiv for new versions with each weekly digest (and by `paperbot ingest versions`); "
+        "a new version gets a short note in the card's thread.",
+    )
+    updates_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How often `paperbot serve` posts the version notes that are due (found "
+        "by any process); 0 posts them only after the weekly digest.",
+    )
     claim_seconds: float = Field(
-        120.0,
+        30.0,
         gt=0,
-        description="How long a publisher's claim on a post holds before another may take over.",
+        description="A digest publisher that has shown no sign of life (it beats every 2 s) "
+        "for this long is taken for dead, and another takes over its posts 5 s later. On the "
+        "same host a dead publisher is noticed at once from its process.",
     )
 
 

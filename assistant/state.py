@@ -189,6 +189,65 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, channel, message_ts, user)
     );
     """,
+    """
+    CREATE TABLE publisher_runs (
+        owner TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        process_start TEXT,
+        started_at REAL NOT NULL,
+        beat_at REAL NOT NULL,
+        ended_at REAL
+    );
+    """,
+    """
+    CREATE TABLE http_cache (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        body TEXT NOT NULL,
+        fetched_at TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE digests_by_source (
+        week TEXT NOT NULL,
+        language TEXT NOT NULL,
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        built_at TEXT NOT NULL,
+        PRIMARY KEY (week, language, source)
+    );
+    INSERT INTO digests_by_source SELECT week, language, source, digest, built_at FROM digests;
+    DROP TABLE digests;
+    ALTER TABLE digests_by_source RENAME TO digests;
+    CREATE TABLE digest_plans (
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        repeats TEXT NOT NULL,
+        planned_at TEXT NOT NULL,
+        PRIMARY KEY (platform, channel, digest)
+    );
+    CREATE INDEX digest_posts_by_paper ON digest_posts (platform, channel, paper_id);
+    """,
+    """
+    ALTER TABLE papers ADD COLUMN arxiv_version INTEGER;
+    UPDATE papers SET arxiv_version = version WHERE version IS NOT NULL AND (
+        sources LIKE '%"arxiv"%' OR sources LIKE '%"arxiv-dump"%'
+        OR sources LIKE '%"arxiv-listing"%');
+    CREATE TABLE paper_updates (
+        paper_id TEXT NOT NULL REFERENCES papers(paper_id),
+        version INTEGER NOT NULL,
+        previous_version INTEGER NOT NULL,
+        updated TEXT,
+        previous_abstract TEXT,
+        abstract TEXT,
+        fulltext_change TEXT,
+        detected_at TEXT NOT NULL,
+        PRIMARY KEY (paper_id, version)
+    );
+    """,
 )
 
 _AUTHORITATIVE = {"arxiv", "arxiv-dump", "arxiv-listing"}
@@ -404,6 +463,8 @@ class StateStore:
             ).fetchone()
             created = row is None
             values = _merged_values(row, record)
+            if row is not None:
+                _note_new_version(conn, row, record)
             changed = created or any(values[k] != row[k] for k in values)
             if created:
                 cols = ", ".join(values)
@@ -676,11 +737,36 @@ def _merged_values(row: sqlite3.Row | None, record: PaperRecord) -> dict[str, An
     values["categories"] = values["categories"] or "[]"
     versions = [v for v in (old.get("version"), record.version) if v]
     values["version"] = max(versions) if versions else None
+    confirmed = [v for v in (old.get("arxiv_version"), authoritative and record.version) if v]
+    values["arxiv_version"] = max(confirmed) if confirmed else None  # newest arXiv has shown
     sources = json.loads(old.get("sources") or "[]")
     values["sources"] = json.dumps(sorted({*sources, record.source}))
     enriched = authoritative or (old and not old["needs_enrichment"])
     values["needs_enrichment"] = int(is_arxiv_key(record.paper_id) and not enriched)
     return values
+
+
+def _note_new_version(conn: sqlite3.Connection, row: sqlite3.Row, record: PaperRecord) -> None:
+    """Record a newer version than arXiv showed before (with both abstracts): news for
+    the threads of the paper's cards (`assistant.versions`)."""
+    previous = row["arxiv_version"]
+    if record.source not in _AUTHORITATIVE or not record.version or not previous:
+        return
+    if record.version <= previous:
+        return
+    conn.execute(
+        "INSERT OR IGNORE INTO paper_updates (paper_id, version, previous_version, updated, "
+        "previous_abstract, abstract, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.paper_id,
+            record.version,
+            previous,
+            _iso(record.updated),
+            row["abstract"],
+            record.abstract,
+            datetime.now(UTC).isoformat(timespec="microseconds"),  # vs. cards' posted_at
+        ),
+    )
 
 
 def _insert_listing(conn: sqlite3.Connection, record: PaperRecord) -> bool:

@@ -278,6 +278,25 @@ def test_malformed_entries_are_problems_and_the_others_are_kept(http: httpx.Clie
     assert bare.listing is not None and bare.listing.description == ""
 
 
+def test_the_day_hf_listed_a_paper_is_never_taken_for_its_publication_date(
+    http: httpx.Client,
+) -> None:
+    """`daily_papers?date=` is the day HF listed the paper; its arXiv date comes first."""
+    listed_late = hf_entry(
+        "2407.04153",
+        "Mixture of A Million Experts",
+        upvotes=9,
+        published="2024-07-04T17:59:00.000Z",
+        listed="2024-07-09T08:00:00.000Z",
+    )
+    undated = hf_entry("2407.07726", "PaliGemma", upvotes=3, listed="2024-07-09T08:00:00.000Z")
+    del undated["paper"]["publishedAt"]
+    with FakeHfServer({"2024-07-09": [listed_late, undated]}) as server:
+        found = records(list(hf_source(server, http).read()))
+    assert [r.published for r in found] == [date(2024, 7, 4), None]  # unknown, not 07-09
+    assert {r.listing.week for r in found if r.listing} == {date(2024, 7, 8)}
+
+
 def test_requests_are_spaced_by_the_politeness_delay(http: httpx.Client) -> None:
     with FakeHfServer(hf_week()) as server:
         list(hf_source(server, http, sleep=time.sleep, delay_seconds=0.05).read())

@@ -111,7 +111,8 @@ def show_report(report: IngestReport, as_json: bool, seconds: float) -> None:
         emit_json({**report.as_dict(), "seconds": round(seconds, 2)})
     else:
         print_report(report, seconds)
-    if report.records == 0 and report.problems:  # some rows read: exit 0 with the rest
+    usable = report.records or report.enriched or report.fulltext
+    if not usable and report.problems:  # something read or checked: exit 0 with the rest
         count = len(report.problems)
         raise InvalidInputError(
             f"Nothing usable was read ({count:,} problem{'s' * (count > 1)}; the first: "

@@ -24,7 +24,6 @@ from assistant.cli.common import (
 )
 from assistant.digest.markdown import render_markdown
 from assistant.digest.model import Digest, digest_to_dict
-from assistant.digest.publisher import plan_posts
 from assistant.errors import InvalidInputError, NotFoundError
 from assistant.runtime import Runtime
 from connectors.console.digest import ConsoleDigestChannel
@@ -50,14 +49,17 @@ class DigestFormat(StrEnum):
 def digest_build(
     week: Annotated[str | None, typer.Option(help="Any day of the week (default: newest).")] = None,
     source: Annotated[DigestSource | None, typer.Option(help="potw, hf or arxiv.")] = None,
-    file: Annotated[Path | None, typer.Option(help="A local copy of the list (potw).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="A local copy of the list (potw): README.md, a year file or a clone."),
+    ] = None,
     offline: OfflineOpt = False,
     language: Annotated[str | None, typer.Option(help="Digest language, e.g. ja.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest the week's list and write a card (takeaway, summary, Q&A) per top paper."""
-    if file is not None and not file.is_file():
-        raise NotFoundError(f"No such file: {file}")
+    if file is not None and not file.exists():
+        raise NotFoundError(f"No such file or folder: {file}")
     with runtime() as rt:
         with progress_bar() as bar:
             prepared = rt.digest_service.prepare(
@@ -95,17 +97,26 @@ def digest_build(
         out.print(f"Show it with `paperbot digest show --week {digest.week}`.")
 
 
-def load_digest(rt: Runtime, week: str | None, language: str | None) -> Digest:
+def load_digest(
+    rt: Runtime, week: str | None, language: str | None, source: DigestSource | None = None
+) -> Digest:
     day = parse_week(week)
     lang = language or rt.settings.digest.language
+    named = source.value if source else None
     if day is None:
-        return rt.digest_builder.load(None, lang)
+        return rt.digest_builder.load(None, lang, named)
     for start in (day - timedelta(days=i) for i in range(7)):
         try:
-            return rt.digest_builder.load(start, lang)
+            return rt.digest_builder.load(start, lang, named)
         except NotFoundError:
             continue
-    return rt.digest_builder.load(day, lang)  # raises with the message
+    return rt.digest_builder.load(day, lang, named)  # raises with the message
+
+
+SourceOpt = Annotated[
+    DigestSource | None,
+    typer.Option(help="Whose digest, when several sources built one that week: potw, hf, arxiv."),
+]
 
 
 @digest_app.command("show")
@@ -115,10 +126,11 @@ def digest_show(
         DigestFormat.MARKDOWN
     ),
     language: Annotated[str | None, typer.Option(help="Digest language.")] = None,
+    source: SourceOpt = None,
 ) -> None:
     """Print a built digest as Markdown, Slack blocks, Discord embeds or JSON."""
     with runtime() as rt:
-        digest = load_digest(rt, week, language)
+        digest = load_digest(rt, week, language, source)
     if fmt is DigestFormat.JSON:
         emit_json(digest_to_dict(digest))
     elif fmt is DigestFormat.MARKDOWN:
@@ -147,6 +159,7 @@ def digest_post(
     channel: Annotated[str, typer.Option(help="console or console:NAME.")] = "console",
     language: Annotated[str | None, typer.Option(help="Digest language.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be posted.")] = False,
+    source: SourceOpt = None,
 ) -> None:
     """Post a built digest (header, then a card per paper), never twice to a channel."""
     platform, _, name = channel.partition(":")
@@ -157,16 +170,40 @@ def digest_post(
         )
     target = name or "local"
     with runtime() as rt:
-        digest = load_digest(rt, week, language)
+        digest = load_digest(rt, week, language, source)
         posts = ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
         if dry_run:
             done = rt.publisher.posted(posts.platform, target, digest)
-            for post in plan_posts(digest, posts, rt.settings.digest.empty_week):
+            planned = asyncio.run(rt.publisher.plan(digest, posts, target, dry_run=True))
+            for post in planned:
                 state = "already posted" if post.key in done else "would post"
                 out.print(f"{state:>14}  {post.key}")
+            view = asyncio.run(rt.publisher.channel_view(digest, posts, target, persist=False))
+            for card in view.cards:
+                if card.already_posted is not None:
+                    when = card.already_posted.posted_on
+                    out.print(f"{'one line':>14}  {card.paper_id}: its card went out on {when}")
             return
         report = asyncio.run(rt.digest_service.publish(digest, posts, target))
         err.print(
             f"{report.posted} posted, {report.already_posted} already posted, "
             f"{report.recovered} recovered."
         )
+
+
+@digest_app.command("updates")
+def digest_updates(
+    channel: Annotated[str, typer.Option(help="console or console:NAME.")] = "console",
+) -> None:
+    """Post the due notes about new versions of posted papers, each in its card's thread,
+    exactly once (`paperbot serve` does this on its own for Slack and Discord)."""
+    platform, _, name = channel.partition(":")
+    if platform != "console":
+        raise InvalidInputError(
+            f"Unknown channel {channel!r}: `paperbot digest updates` posts to `console` or "
+            "`console:NAME`; `paperbot serve` posts Slack and Discord notes."
+        )
+    with runtime() as rt:
+        posts = ConsoleDigestChannel(out, rt.settings.data_dir / "console_posts.jsonl")
+        report = asyncio.run(rt.publisher.publish_updates(posts, name or "local"))
+        err.print(f"{report.posted} version note(s) posted, {report.recovered} recovered.")

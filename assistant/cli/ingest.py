@@ -23,37 +23,51 @@ from assistant.ids import parse_arxiv_id
 from assistant.sources.arxiv_api import ArxivSource
 from assistant.sources.arxiv_dump import ArxivDumpSource
 from assistant.sources.idlist import IdListSource
-from assistant.sources.potw import PotwSource
+from assistant.sources.potw_list import PotwList
 
 
 @ingest_app.command("potw")
 def ingest_potw(
-    file: Annotated[Path | None, typer.Option(help="A local copy of the README.")] = None,
-    url: Annotated[str | None, typer.Option(help="README URL (default: the public list).")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A local copy: the list's README.md, a year file (years/2026.md), or the "
+            "folder of a clone holding both."
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The list's README (or a year file) URL (default: the public list)."),
+    ] = None,
     week: Annotated[str | None, typer.Option(help="Only this week (YYYY-MM-DD).")] = None,
     all_weeks: Annotated[bool, typer.Option("--all", help="Every week in the list.")] = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest the ML-Papers-of-the-Week list (default: its newest week)."""
+    """Ingest the AI-Papers-of-the-Week list (default: its newest week). Online, unchanged
+    files cost a conditional request each (HTTP 304), nothing more."""
     if file and url:
         raise InvalidInputError("Give --file or --url, not both.")
     if week and all_weeks:
         raise InvalidInputError("Give --week or --all, not both.")
     with runtime() as rt:
         location = str(file) if file else (url or rt.settings.ingest.potw_url)
-        source = PotwSource.from_location(location, http=None if file else rt.http)
+        source = PotwList.open(location, rt.list_documents)
         chosen = parse_week(week)
         if chosen is None and not all_weeks:
             weeks = source.weeks()
             if not weeks:
-                raise InvalidInputError(f"{location} has no 'Top ML Papers of the Week' sections.")
-            chosen = max(weeks)
+                raise InvalidInputError(
+                    f"{location} lists no weeks: no 'Top AI Papers of the Week' sections, "
+                    "and no index lines linking to them."
+                )
+            chosen = weeks[0]
         source.week = chosen
         total = sum(1 for _ in source.read())
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+        report.notes[:0] = source.notes
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -116,6 +130,29 @@ def ingest_enrich(as_json: JsonOpt = False) -> None:
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.enrich_pending(progress=bar)
+        show_report(report, as_json, time.perf_counter() - started)
+
+
+@ingest_app.command("versions")
+def ingest_versions(
+    days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Papers posted in the last N days (default PAPERBOT_DIGEST_VERSION_WATCH_DAYS).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check arXiv for new versions of the papers whose cards went out lately; each new
+    version gets a note in its cards' threads (`paperbot serve` posts them, or
+    `paperbot digest updates` in a terminal)."""
+    with runtime() as rt:
+        if days is not None:
+            rt.settings.digest.version_watch_days = days
+        started = time.perf_counter()
+        with progress_bar() as bar:
+            report = rt.digest_service.check_versions(progress=bar)
         show_report(report, as_json, time.perf_counter() - started)
 
 

@@ -81,7 +81,8 @@ def run_service(
     for platform, channel in channels.items():  # for `/paper digest post` from chat
         rt.digest_service.register_channel(platform, channel)
     jobs = DigestJobs(lambda slot: rt.digest_service.run_slot(slot, channels))
-    runner = ScheduleRunner(rt.store, schedule, jobs)
+    notes = (rt.settings.digest.updates_seconds, lambda: rt.digest_service.post_updates(channels))
+    runner = ScheduleRunner(rt.store, schedule, jobs, every=notes)
     if catch_up_only:
         caught = asyncio.run(runner.catch_up())
         if caught:
@@ -133,7 +134,8 @@ def start_discord(rt: Runtime, listen: bool) -> RunningConnector:
     `listen` is False: `--catch-up-only` only posts digests, over REST)."""
     from connectors.discord.serve import start_discord as start
 
-    running = start(rt.assistant, rt.store, rt.settings, rt.digest_builder.load, listen=listen)
+    cards = rt.digest_builder.load_with_cards  # what a card button looks its card up in
+    running = start(rt.assistant, rt.store, rt.settings, cards, listen=listen)
     if listen:
         announce("Discord connector connected to the gateway")
     return running
@@ -153,7 +155,7 @@ def start_slack(rt: Runtime, http: bool, host: str, port: int, listen: bool) -> 
     if not listen:
         return RunningSlack(channel)
     connector = SlackConnector(
-        rt.assistant, rt.store, rt.settings, rt.digest_builder.load, client=client
+        rt.assistant, rt.store, rt.settings, rt.digest_builder.load_with_cards, client=client
     )
     app = connector.build_app()  # checks the token with auth.test
     receiver: SlackRunner = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from assistant.digest.cards import CardWriter
@@ -102,21 +102,44 @@ class DigestBuilder:
                 ),
             )
 
-    def load(self, week: date | None, language: str) -> Digest:
-        """A stored digest (the newest when `week` is None)."""
-        if week is None:
-            rows = self._store.query(
-                "SELECT digest FROM digests WHERE language = ? ORDER BY week DESC LIMIT 1",
-                (language,),
-            )
-        else:
-            rows = self._store.query(
-                "SELECT digest FROM digests WHERE language = ? AND week = ?",
-                (language, week.isoformat()),
-            )
+    def load(self, week: date | None, language: str, source: str | None = None) -> Digest:
+        """A stored digest (the newest week when `week` is None). Each source has its own
+        digest of a week; without `source`, the configured one's is preferred, then the
+        one built last."""
+        preferred = source or self._settings.source
+        rows = self._store.query(
+            "SELECT digest FROM digests WHERE language = ? AND (? IS NULL OR week = ?) "
+            "AND (? IS NULL OR source = ?) ORDER BY week DESC, source = ? DESC, built_at DESC "
+            "LIMIT 1",
+            (language, _day(week), _day(week), source, source, preferred),
+        )
         if not rows:
             which = f"the week of {week}" if week else "any week"
+            of = f" from {source!r}" if source else ""
             raise NotFoundError(
-                f"No {language} digest has been built for {which}: run `paperbot digest build`."
+                f"No {language} digest{of} has been built for {which}: run `paperbot digest build`."
             )
         return digest_from_dict(json.loads(rows[0][0]))
+
+    def load_with_cards(self, week: date | None, language: str) -> Digest:
+        """The week's digest, with the cards of the week's other digests after its own: a
+        card button names a week and a paper, and the paper's card may come from any
+        source's digest posted that week (what connectors look card buttons up in)."""
+        digest = self.load(week, language)
+        rows = self._store.query(
+            "SELECT digest FROM digests WHERE language = ? AND week = ? AND source != ? "
+            "ORDER BY built_at DESC",
+            (language, digest.week.isoformat(), digest.source),
+        )
+        cards = list(digest.cards)
+        seen = {c.paper_id for c in cards}
+        for row in rows:
+            for card in digest_from_dict(json.loads(row[0])).cards:
+                if card.paper_id not in seen:
+                    seen.add(card.paper_id)
+                    cards.append(card)
+        return replace(digest, cards=tuple(cards))
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None

@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from assistant.digest.model import Digest, DigestCard, QAPair, QASource
+from assistant.digest.model import (
+    Digest,
+    DigestCard,
+    EarlierCard,
+    QAPair,
+    QASource,
+    VersionNote,
+)
+from assistant.digest.notes import note_text
 from assistant.digest.text import header, label
 
 _INLINE = re.compile(r"([\\`*_\[\]<~|])")
@@ -51,13 +59,40 @@ def render_markdown(digest: Digest) -> str:
 
 def render_header_markdown(digest: Digest) -> str:
     """The week's title line and the numbered list of papers with their takeaways."""
-    lines = [f"# {escape_markdown(header(digest.week, digest.language))}", ""]
+    lines = [f"# {escape_markdown(header(digest.week, digest.language, digest.source))}", ""]
     if not digest.cards:
         lines.append(escape_markdown(label(digest.language, "empty", week=digest.week)))
     for card in _ranked(digest):
         takeaway = " ".join(card.takeaway.split())
         line = f"{card.rank}. **{markdown_link(card.title, card.url)}**"
-        lines.append(f"{line} — {escape_markdown(takeaway)}" if takeaway else line)
+        if card.already_posted is not None:
+            lines.append(f"{line} — {earlier_markdown(digest.language, card.already_posted)}")
+        else:
+            lines.append(f"{line} — {escape_markdown(takeaway)}" if takeaway else line)
+    return "\n".join(lines)
+
+
+def earlier_markdown(lang: str, earlier: EarlierCard) -> str:
+    """ "*already posted here on 2024-07-09*: [see its thread](url)" (without a URL, the
+    thread's id, which `paperbot chat` switches to with `/thread ID`)."""
+    said = f"*{escape_markdown(label(lang, 'already_posted', date=earlier.posted_on))}*"
+    if earlier.link:
+        return f"{said}: {markdown_link(label(lang, 'see_thread'), earlier.link)}"
+    return f"{said} ({escape_markdown(label(lang, 'thread'))} {escape_markdown(earlier.thread)})"
+
+
+def render_update_markdown(note: VersionNote) -> str:
+    """A version note for a card's thread: the new version, its date, what changed."""
+    text = note_text(note)
+    lines = [f"**{escape_markdown(text.headline)}** {markdown_link(text.link_text, note.url)}"]
+    if text.changes:
+        lines += ["", escape_markdown(text.changes_label)]
+        lines += [
+            f"- *{escape_markdown(name)}:* {escape_markdown(sentence)}"
+            for name, sentence in text.changes
+        ]
+    if text.closing:
+        lines += ["", escape_markdown(text.closing)]
     return "\n".join(lines)
 
 

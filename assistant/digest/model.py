@@ -36,8 +36,22 @@ class QAPair:
 
 
 @dataclass(frozen=True)
+class EarlierCard:
+    """Where a channel already got a paper's card: in a later digest the paper is a
+    one-line entry pointing there instead of a second card."""
+
+    posted_on: date
+    thread: str  # the card's thread id on its platform
+    link: str | None = None  # a URL that opens it (Slack permalink, Discord jump URL)
+
+
+@dataclass(frozen=True)
 class DigestCard:
-    """One paper of the week: metadata, a one-line takeaway, a summary and Q&A."""
+    """One paper of the week: metadata, a one-line takeaway, a summary and Q&A.
+
+    `already_posted` is set only in the copy of a digest made for one channel that already
+    got this paper's card (it is never stored with the digest).
+    """
 
     rank: int
     paper_id: str
@@ -51,10 +65,35 @@ class DigestCard:
     takeaway: str
     summary: str
     qa: tuple[QAPair, ...] = ()
+    already_posted: EarlierCard | None = field(default=None, compare=False)
 
     @property
     def supported_qa(self) -> tuple[QAPair, ...]:
         return tuple(q for q in self.qa if q.supported)
+
+
+@dataclass(frozen=True)
+class VersionNote:
+    """A short note for a paper card's thread: arXiv has a new version of the paper.
+
+    What changed is the abstract's changed sentences (`removed`, `added`) or, when the
+    abstract did not change, the size of the change in the full text, if it is known.
+    """
+
+    paper_id: str
+    title: str
+    version: int
+    previous_version: int
+    updated: date | None
+    language: str
+    removed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    words_after: int | None = None
+    changed_words: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://arxiv.org/abs/{self.paper_id}v{self.version}"
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,9 @@
-"""Posting a digest to a channel exactly once: header, then a card per paper.
+"""Posting a digest to a channel exactly once: header, then a card per paper; and notes
+about new versions in the threads of the cards already posted.
 
-Every message is claimed in SQLite before it is posted and recorded right after, so a crash,
-a retry, a restart or a second publisher resumes where the first stopped:
-- a message recorded as posted is never posted again;
-- a claim held by a live publisher makes the others wait for it;
-- a claim left by a dead publisher (older than the claim time) is taken over, and the new
-  owner first asks the platform whether the message went out (each post carries its key as
-  platform metadata) before posting it.
-The recorded message ids are how a reply in a card's thread maps back to its paper.
+What goes out is decided here (a paper the channel already got a card for is one line of
+the header, see `assistant.digest.repeats`); how each message goes out exactly once, across
+crashes, restarts and concurrent posts, is `assistant.digest.ledger`'s.
 
 >>> report = await DigestPublisher(store, conversations, settings).publish(digest, slack, "C1")
 """
@@ -16,90 +12,68 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from assistant.conversations import ConversationStore, Scope
-from assistant.digest.model import Digest, DigestCard
-from assistant.metrics import Metrics, PostOutcome, process_metrics
+from assistant.digest.ledger import (
+    DigestBusyError,
+    DigestChannel,
+    Notify,
+    PlannedPost,
+    PostedRef,
+    PostLedger,
+    PublishReport,
+    Slot,
+)
+from assistant.digest.model import Digest, EarlierCard
+from assistant.digest.repeats import RepeatBook
+from assistant.digest.runs import PublisherRuns
+from assistant.digest.updates import pending_notes
+from assistant.errors import ConfigError
+from assistant.metrics import Metrics, process_metrics
 from assistant.state import StateStore
+
+__all__ = [
+    "DigestBusyError",
+    "DigestChannel",
+    "DigestPublisher",
+    "Notify",
+    "PlannedPost",
+    "PostedRef",
+    "PublishReport",
+    "card_key",
+    "digest_key",
+    "plan_posts",
+]
 
 log = logging.getLogger(__name__)
 
-ClaimState = Literal["owned", "taken_over", "posted", "busy"]
+
+def digest_key(digest: Digest) -> str:
+    """What the keys of a digest's posts start with: week and language, and the source
+    for digests not from the weekly list (an HF and a list digest of the same week are
+    two digests)."""
+    base = f"{digest.week.isoformat()}/{digest.language}"
+    return base if digest.source == "potw" else f"{base}/{digest.source}"
 
 
-@dataclass(frozen=True)
-class PostedRef:
-    """Where a message landed: its id, and the id replies use to join its thread."""
-
-    message_id: str
-    thread_id: str | None = None
-
-    @property
-    def thread(self) -> str:
-        return self.thread_id or self.message_id
-
-
-class DigestChannel(Protocol):
-    """A connector's side of digest posting: render for its platform, post, and find.
-
-    >>> ref = await channel.post("C123", payload, key="2024-07-08/en/header#0", thread=None)
-    """
-
-    platform: str
-
-    def render_header(self, digest: Digest) -> list[Any]:
-        """The header as one or more messages (the rest go in the first one's thread)."""
-        ...
-
-    def render_card(self, digest: Digest, card: DigestCard) -> list[Any]:
-        """A card as one or more messages (the rest go in the first one's thread)."""
-        ...
-
-    async def post(self, channel: str, payload: Any, key: str, thread: str | None) -> PostedRef:
-        """Post one message, carrying `key` as metadata; `thread` is a thread to reply in."""
-        ...
-
-    async def find(self, channel: str, key: str) -> PostedRef | None:
-        """The message posted with `key`, if the platform has it (crash recovery)."""
-        ...
-
-
-@dataclass(frozen=True)
-class PlannedPost:
-    """One message of a digest, in posting order."""
-
-    key: str
-    seq: int
-    payload: Any
-    parent: str | None = None
-    paper_id: str | None = None
-    scope: Scope | None = None
-
-
-@dataclass
-class PublishReport:
-    """What one publishing run did."""
-
-    posted: int = 0
-    already_posted: int = 0
-    recovered: int = 0
-    waited_seconds: float = 0.0
-    keys: list[str] = field(default_factory=list)
+def card_key(digest: Digest, paper_id: str) -> str:
+    """The key of the message that roots a paper's card (and its thread) in a digest."""
+    return f"{digest_key(digest)}/card:{paper_id}#0"
 
 
 def plan_posts(
     digest: Digest, channel: DigestChannel, empty_week: str = "post"
 ) -> list[PlannedPost]:
-    """Every message of the digest for this channel's platform, in order."""
+    """Every message of the digest for this channel's platform, in order. A card the
+    channel already got (`already_posted`) is only a line of the header."""
     if not digest.cards and empty_week == "skip":
         return []
-    prefix = f"{digest.week.isoformat()}/{digest.language}"
+    prefix = digest_key(digest)
     posts: list[PlannedPost] = []
     header_scope = Scope(paper_ids=tuple(c.paper_id for c in digest.cards))
     posts += _parts(
@@ -110,6 +84,8 @@ def plan_posts(
         header_scope if digest.cards else None,
     )
     for card in digest.cards:
+        if card.already_posted is not None:
+            continue
         posts += _parts(
             f"{prefix}/card:{card.paper_id}",
             channel.render_card(digest, card),
@@ -138,130 +114,126 @@ def _parts(
 
 
 class DigestPublisher:
-    """Posts digests through `DigestChannel`s, exactly once per channel and week."""
+    """Posts digests through `DigestChannel`s, exactly once per channel and week.
+
+    `claim_seconds`: a run that has not beaten for this long is taken for dead (runs beat
+    every 2 s, or a sixth of it); on this host a dead run is noticed at once from its process.
+    Either way its claims are taken over `settle_seconds` (at most `claim_seconds`) after
+    it died. `max_wait_seconds`: how long a run waits for another one before giving up.
+    `timezone` dates "already posted here on <date>" lines.
+    """
 
     def __init__(
         self,
         store: StateStore,
         conversations: ConversationStore,
-        claim_seconds: float = 120.0,
+        claim_seconds: float = 30.0,
         poll_seconds: float = 0.5,
         empty_week: str = "post",
         metrics: Metrics | None = None,
+        max_wait_seconds: float = 600.0,
+        settle_seconds: float = 5.0,
+        timezone: str = "UTC",
     ) -> None:
         self._store = store
-        self._metrics = metrics or process_metrics()
-        self._conversations = conversations
-        self._claim_seconds = claim_seconds
-        self._poll_seconds = poll_seconds
         self._empty_week = empty_week
-        self.owner = f"{uuid.uuid4().hex[:12]}"
-
-    async def publish(self, digest: Digest, channel: DigestChannel, target: str) -> PublishReport:
-        """Post whatever of `digest` is not yet in `target`, in order."""
-        report = PublishReport()
-        for post in plan_posts(digest, channel, self._empty_week):
-            await self._publish_one(digest, channel, target, post, report)
-        return report
-
-    def posted(self, platform: str, target: str, digest: Digest) -> dict[str, PostedRef]:
-        """The messages of this digest already recorded in `target`, by key."""
-        rows = self._store.query(
-            "SELECT item, message_id, thread_id FROM digest_posts WHERE platform = ? AND "
-            "channel = ? AND week = ? AND language = ? AND status = 'posted'",
-            (platform, target, digest.week.isoformat(), digest.language),
+        runs = PublisherRuns(store, claim_seconds, settle_seconds)
+        metrics = metrics or process_metrics()
+        self._ledger = PostLedger(
+            store, conversations, runs, metrics, poll_seconds, max_wait_seconds
         )
-        return {r["item"]: PostedRef(r["message_id"], r["thread_id"]) for r in rows}
+        self._repeats = RepeatBook(store)
+        try:
+            self._zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"PAPERBOT_DIGEST_TIMEZONE={timezone!r} is not a time zone (e.g. Asia/Tokyo)."
+            ) from exc
 
-    async def _publish_one(
+    async def publish(
         self,
         digest: Digest,
         channel: DigestChannel,
         target: str,
-        post: PlannedPost,
-        report: PublishReport,
-    ) -> None:
-        while True:
-            state = await asyncio.to_thread(self._claim, digest, channel.platform, target, post)
-            if state == "posted":
-                report.already_posted += 1
-                self._metrics.count_digest_post(channel.platform, "already_posted")
-                return
-            if state == "busy":  # another publisher is posting it right now
-                await asyncio.sleep(self._poll_seconds)
-                report.waited_seconds += self._poll_seconds
-                continue
-            break
-        ref = await channel.find(target, post.key) if state == "taken_over" else None
-        outcome: PostOutcome = "recovered"
-        if ref is not None:
-            report.recovered += 1
-        else:
-            thread = self._parent_thread(digest, channel.platform, target, post)
-            ref = await channel.post(target, post.payload, post.key, thread)
-            report.posted += 1
-            report.keys.append(post.key)
-            outcome = "posted"
-        await asyncio.to_thread(self._record, digest, channel.platform, target, post, ref)
-        self._metrics.count_digest_post(channel.platform, outcome)
+        notify: Notify | None = None,
+    ) -> PublishReport:
+        """Post whatever of `digest` is not yet in `target`, in order. Papers `target`
+        already got a card for, in another digest, are a line of the header linking there."""
+        async with self._ledger.run(notify) as run:
+            for post in await self.plan(digest, channel, target):
+                await self._ledger.publish_one(run, Slot.of(digest), channel, target, post)
+            return run.report
 
-    def _parent_thread(
-        self, digest: Digest, platform: str, target: str, post: PlannedPost
-    ) -> str | None:
-        if post.parent is None:
-            return None
-        parent = self.posted(platform, target, digest).get(post.parent)
-        return parent.thread if parent else None
+    async def plan(
+        self, digest: Digest, channel: DigestChannel, target: str, dry_run: bool = False
+    ) -> list[PlannedPost]:
+        """The messages of `digest` for `target`, in order (`dry_run`: decide nothing)."""
+        view = await self.channel_view(digest, channel, target, persist=not dry_run)
+        return plan_posts(view, channel, self._empty_week)
 
-    def _claim(self, digest: Digest, platform: str, target: str, post: PlannedPost) -> ClaimState:
-        now = time.time()
-        key = (platform, target, digest.week.isoformat(), digest.language, post.key)
-        with self._store.transaction() as conn:  # BEGIN IMMEDIATE: one claimer at a time
-            row = conn.execute(
-                "SELECT status, owner, claimed_at FROM digest_posts WHERE platform = ? AND "
-                "channel = ? AND week = ? AND language = ? AND item = ?",
-                key,
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO digest_posts (platform, channel, week, language, item, seq, "
-                    "paper_id, status, owner, claimed_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
-                    "'claimed', ?, ?)",
-                    (*key, post.seq, post.paper_id, self.owner, now),
+    async def channel_view(
+        self, digest: Digest, channel: DigestChannel, target: str, persist: bool = True
+    ) -> Digest:
+        """`digest` as `target` gets it: the papers it already got a card for (in another
+        digest) marked `already_posted`, with a link to that card's thread."""
+        cards = {c.paper_id: card_key(digest, c.paper_id) for c in digest.cards}
+        earlier = await asyncio.to_thread(
+            self._repeats.decide, channel.platform, target, digest_key(digest), cards, persist
+        )
+        if not earlier:
+            return digest
+        marked = []
+        for card in digest.cards:
+            post = earlier.get(card.paper_id)
+            if post is not None:
+                ref = PostedRef(post.message_id, post.thread)
+                card = replace(
+                    card,
+                    already_posted=EarlierCard(
+                        self._local_day(post.posted_at),
+                        ref.thread,
+                        await self._link(channel, target, ref),
+                    ),
                 )
-                return "owned"
-            if row["status"] == "posted":
-                return "posted"
-            if row["owner"] == self.owner:
-                return "owned"
-            if now - row["claimed_at"] < self._claim_seconds:
-                return "busy"
-            conn.execute(
-                "UPDATE digest_posts SET owner = ?, claimed_at = ? WHERE platform = ? AND "
-                "channel = ? AND week = ? AND language = ? AND item = ?",
-                (self.owner, now, *key),
-            )
-            log.warning("taking over the stale claim on %s in %s:%s", post.key, platform, target)
-            return "taken_over"
+            marked.append(card)
+        return replace(digest, cards=tuple(marked))
 
-    def _record(
-        self, digest: Digest, platform: str, target: str, post: PlannedPost, ref: PostedRef
-    ) -> None:
-        with self._store.transaction() as conn:
-            conn.execute(
-                "UPDATE digest_posts SET status = 'posted', message_id = ?, thread_id = ?, "
-                "posted_at = ? WHERE platform = ? AND channel = ? AND week = ? AND "
-                "language = ? AND item = ?",
-                (
-                    ref.message_id,
-                    ref.thread,
-                    datetime.now(UTC).isoformat(timespec="seconds"),
-                    platform,
-                    target,
-                    digest.week.isoformat(),
-                    digest.language,
-                    post.key,
-                ),
-            )
-        if post.scope is not None:  # replies in this message's thread are about its papers
-            self._conversations.open(platform, target, ref.thread, post.scope)
+    async def _link(self, channel: DigestChannel, target: str, ref: PostedRef) -> str | None:
+        try:
+            return await channel.link(target, ref)
+        except Exception:  # a missing link only makes the line less handy
+            log.warning("no link to message %s in %s", ref.message_id, target, exc_info=True)
+            return None
+
+    def _local_day(self, posted_at: str) -> date:
+        return datetime.fromisoformat(posted_at).astimezone(self._zone).date()
+
+    def posted(self, platform: str, target: str, digest: Digest) -> dict[str, PostedRef]:
+        """The messages of this digest already recorded in `target`, by key."""
+        return self._ledger.posted(platform, target, Slot.of(digest))
+
+    async def publish_updates(
+        self, channel: DigestChannel, target: str | None = None, notify: Notify | None = None
+    ) -> PublishReport:
+        """A note about each new arXiv version of a paper in the thread of its card, in
+        every channel of this platform (or only `target`) that got the card before the
+        version was seen: exactly once per channel and version."""
+        notes = await asyncio.to_thread(pending_notes, self._store, channel.platform, target)
+        async with self._ledger.run(notify) as run:
+            for pending in notes:
+                payloads = channel.render_update(pending.note)
+                posts = [
+                    PlannedPost(
+                        f"{pending.key}#{i}",
+                        i,
+                        payload,
+                        paper_id=pending.note.paper_id,
+                        thread=pending.thread,
+                    )
+                    for i, payload in enumerate(payloads)
+                ]
+                for post in posts:
+                    await self._ledger.publish_one(
+                        run, pending.slot, channel, pending.channel, post
+                    )
+            return run.report

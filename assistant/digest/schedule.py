@@ -25,6 +25,7 @@ from assistant.state import StateStore
 log = logging.getLogger(__name__)
 
 JOB = "weekly-digest"
+EVERY = "version-notes"
 STALE_RUN = timedelta(hours=2)  # a "running" slot older than this died with its process
 
 
@@ -71,11 +72,13 @@ class ScheduleRunner:
         schedule: WeeklySchedule,
         job: Callable[[datetime], Awaitable[None]],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        every: tuple[float, Callable[[], Awaitable[object]]] | None = None,
     ) -> None:
         self._store = store
         self._schedule = schedule
         self._job = job
         self._clock = clock
+        self._every = every  # (seconds, job): a small job run that often (version notes)
         self._scheduler: AsyncIOScheduler | None = None
 
     async def catch_up(self) -> datetime | None:
@@ -111,6 +114,16 @@ class ScheduleRunner:
             max_instances=1,
             misfire_grace_time=3600,
         )
+        if self._every is not None and self._every[0] > 0:
+            self._scheduler.add_job(
+                self._run_every,
+                "interval",
+                seconds=self._every[0],
+                id=EVERY,
+                coalesce=True,
+                max_instances=1,
+                next_run_time=datetime.now(self._schedule.zone) + timedelta(seconds=5),
+            )
         self._scheduler.start()
 
     def stop(self) -> None:
@@ -119,6 +132,13 @@ class ScheduleRunner:
 
     def next_run(self) -> datetime:
         return self._schedule.next_slot(self._clock())
+
+    async def _run_every(self) -> None:
+        assert self._every is not None
+        try:
+            await self._every[1]()
+        except Exception:  # the next round tries again
+            log.exception("the periodic job failed")
 
     async def _fire(self) -> None:
         slot = self._schedule.last_slot(self._clock())

@@ -14,11 +14,17 @@ from datetime import date, datetime, timedelta
 from assistant.conversations import ConversationStore
 from assistant.digest.builder import BuildReport, DigestBuilder, monday_of
 from assistant.digest.model import Digest
-from assistant.digest.publisher import DigestChannel, DigestPublisher, PublishReport
-from assistant.errors import InvalidInputError, NotFoundError
+from assistant.digest.publisher import DigestChannel, DigestPublisher, Notify, PublishReport
+from assistant.errors import (
+    IndexUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+    SourceUnavailableError,
+)
 from assistant.ingest import Ingestor, IngestReport, Progress
 from assistant.settings import DigestSettings
 from assistant.sources.base import PaperSource
+from assistant.versions import VersionLog
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +86,13 @@ class DigestService:
         digest, build = self._builder.build_week(week, source, language)
         return Prepared(digest, build, ingest)
 
-    def post_now(self, platform: str, target: str, day: date | None) -> tuple[date, PublishReport]:
+    def post_now(
+        self, platform: str, target: str, day: date | None, notify: Notify | None = None
+    ) -> tuple[date, PublishReport]:
         """`/paper digest post`: the digest of the listed week containing `day` (default:
         the newest), from the stored papers, posted to `target` exactly once. Blocking:
-        connectors call it from their worker threads."""
+        connectors call it from their worker threads. `notify` hears when the post waits
+        for another one or resumes an interrupted one."""
         channel = self._channels.get(platform)
         if channel is None:
             raise InvalidInputError(
@@ -93,13 +102,19 @@ class DigestService:
         language, source = self._settings.language, self._settings.source
         week = self._builder.resolve_week(source, day)
         try:
-            digest = self._builder.load(week, language)
+            digest = self._builder.load(week, language, source)
         except NotFoundError:  # not built yet: build it from the stored papers
             digest, _ = self._builder.build_week(week, source, language)
-        return week, asyncio.run(self.publish(digest, channel, target))
+        return week, asyncio.run(self.publish(digest, channel, target, notify))
 
-    async def publish(self, digest: Digest, channel: DigestChannel, target: str) -> PublishReport:
-        return await self._publisher.publish(digest, channel, target)
+    async def publish(
+        self,
+        digest: Digest,
+        channel: DigestChannel,
+        target: str,
+        notify: Notify | None = None,
+    ) -> PublishReport:
+        return await self._publisher.publish(digest, channel, target, notify)
 
     async def run_slot(self, slot: datetime, channels: Mapping[str, DigestChannel]) -> None:
         """The scheduled job: prepare the week that just ended, post it to subscribers."""
@@ -125,3 +140,28 @@ class DigestService:
                 report.posted,
                 report.already_posted,
             )
+        try:  # new versions of the papers posted lately are news in their threads
+            await asyncio.to_thread(self.check_versions)
+        except (SourceUnavailableError, IndexUnavailableError) as exc:
+            log.warning("checking posted papers for new versions failed: %s", exc)
+        await self.post_updates(channels)
+
+    def check_versions(self, progress: Progress | None = None) -> IngestReport:
+        """Ask arXiv for new versions of the papers whose cards went out in the last
+        `PAPERBOT_DIGEST_VERSION_WATCH_DAYS` days (blocking: arXiv is asked politely)."""
+        watched = VersionLog(self._ingestor.store).watched(self._settings.version_watch_days)
+        return self._ingestor.check_versions(watched, progress)
+
+    async def post_updates(self, channels: Mapping[str, DigestChannel]) -> int:
+        """Post the due version notes on every platform in `channels`; how many went out."""
+        posted = 0
+        for platform, channel in channels.items():
+            try:
+                report = await self._publisher.publish_updates(channel)
+            except Exception:  # one platform's trouble does not keep the others' notes
+                log.exception("posting version notes on %s failed", platform)
+                continue
+            posted += report.posted
+            if report.posted:
+                log.info("posted %d version note(s) on %s", report.posted, platform)
+        return posted

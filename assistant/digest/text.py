@@ -24,6 +24,21 @@ LABELS: dict[str, dict[str, str]] = {
         "quoted": "(quoted from the paper)",
         "ask": "Ask about this paper",
         "all_qa": "All Q&A",
+        "already_posted": "already posted here on {date}",
+        "see_thread": "see its thread",
+        "thread": "thread",
+        "new_version": (
+            "New version: v{version} of this paper, dated {date} (this card showed v{previous})."
+        ),
+        "abstract_changed": "What changed in the abstract:",
+        "was": "was",
+        "now": "now",
+        "more_changes": "and {count} more changed sentence(s)",
+        "fulltext_changed": (
+            "The abstract did not change; in the full text about {changed} of {words} words "
+            "differ ({share})."
+        ),
+        "abstract_same": "The abstract did not change.",
     },
     "ja": {
         "authors": "著者",
@@ -44,6 +59,22 @@ LABELS: dict[str, dict[str, str]] = {
         "quoted": "（論文からの引用）",
         "ask": "この論文について質問する",
         "all_qa": "すべてのQ&A",
+        "already_posted": "{date}にこのチャンネルで投稿済み",
+        "see_thread": "スレッドを見る",
+        "thread": "スレッド",
+        "new_version": (
+            "新しい版：この論文の v{version}（{date}）が公開されました"
+            "（このカードは v{previous}）。"
+        ),
+        "abstract_changed": "アブストラクトの変更点：",
+        "was": "旧",
+        "now": "新",
+        "more_changes": "ほか{count}文の変更",
+        "fulltext_changed": (
+            "アブストラクトは変わっていません。本文は約{words}語のうち約{changed}語が"
+            "変わりました（{share}）。"
+        ),
+        "abstract_same": "アブストラクトは変わっていません。",
     },
 }
 
@@ -54,10 +85,19 @@ def label(language: str, key: str, **values: object) -> str:
     return table[key].format(**values)
 
 
-def header(week: date, language: str) -> str:
-    """The digest's title line, e.g. "Top ML papers of the week, Jul 8 – Jul 14, 2024"."""
+def header(week: date, language: str, source: str = "potw") -> str:
+    """The digest's title line, e.g. "Top ML papers of the week, Jul 8 – Jul 14, 2024".
+
+    A Hugging Face digest's week is the days HF listed its papers (`daily_papers?date=`),
+    not when arXiv published them, and its title says so; the cards' dates are arXiv's.
+    """
     end = week + timedelta(days=6)
     if language == "ja":
         span = f"{week.year}年{week.month}月{week.day}日〜{end.month}月{end.day}日"
+        if source == "hf":
+            return f"Hugging Face Daily Papers の注目論文（{span}に掲載）"
         return f"今週の注目ML論文（{span}）"
-    return f"Top ML papers of the week, {week:%b} {week.day} – {end:%b} {end.day}, {end.year}"
+    span = f"{week:%b} {week.day} – {end:%b} {end.day}, {end.year}"
+    if source == "hf":
+        return f"Top papers on Hugging Face Daily Papers, listed {span}"
+    return f"Top ML papers of the week, {span}"

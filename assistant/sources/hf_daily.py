@@ -53,7 +53,10 @@ class _Candidate:
 class HfDailySource:
     """The `top_n` most upvoted Hugging Face daily papers of the week starting `week`.
 
-    `week` may be any day: the list covers Monday to Sunday of its week. Each day is fetched
+    `week` may be any day: the list covers Monday to Sunday of its week. The `date` HF's
+    API takes is the day HF *listed* a paper (often days after arXiv published it), so the
+    week is the days of listing; a record's `published` date is the paper's own (arXiv's,
+    as HF gives it), never the day of listing, and arXiv enrichment replaces it. Each day is fetched
     from `{base_url}/api/daily_papers?date=YYYY-MM-DD`, requests at least `delay_seconds`
     apart. A paper listed on several days counts with its highest upvotes; ties go to the
     paper listed first in the week, then to the smaller arXiv ID. A day with no papers
@@ -217,7 +220,8 @@ def _parse_entry(entry: Any, day: date, index: int) -> _Candidate | Problem:
         paper_id=arxiv_id.id,
         title=title,
         authors=_authors(paper.get("authors")),
-        published=_day(paper.get("publishedAt")) or _day(entry.get("publishedAt")),
+        # the paper's own date (arXiv's); the entry's `publishedAt` is when HF listed it
+        published=_day(paper.get("publishedAt")),
         abstract=_text(paper.get("summary")) or None,
         upvotes=_upvotes(paper.get("upvotes"), entry.get("upvotes")),
         first_day=day,

@@ -1,4 +1,5 @@
-"""Parser for the ML-Papers-of-the-Week README: one markdown table of ranked papers per week.
+"""Parser for a file of the (AI|ML)-Papers-of-the-Week list: one markdown table of ranked
+papers per week, in the old single-file README or in a year file (`years/2026.md`).
 
 >>> source = PotwSource.from_location("README.md", week=date(2024, 7, 8))
 >>> records = [item for item in source.read() if isinstance(item, PaperRecord)]
@@ -68,12 +69,15 @@ _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|&<>~])")
 _SENTENCE_END = re.compile(r"(?:[.!?:;…][\"'”’)\]]*|https?://\S+)$")
 
 
-def parse_week_heading(line: str, newer: date | None = None) -> date | None:
+def parse_week_heading(
+    line: str, newer: date | None = None, year: int | None = None
+) -> date | None:
     """The start date of the week a heading line names, or None if it is not a week heading.
 
     The year in a heading belongs to the end date: `(Dec 30 - Jan 5) - 2025` starts 2024-12-30.
-    A heading without a year (the 2023 part of the real file) is dated from `newer`, the start of
-    the week listed just above it: the latest such date not after `newer`. Without it, None.
+    A heading without a year (the 2023 weeks) takes `year`, the year of the file it is in
+    (`years/2023.md`), as its end date's; without one, it is dated from `newer`, the start of
+    the week listed just above it: the latest such date not after `newer`. Else None.
 
     >>> parse_week_heading("## Top ML Papers of the Week (July 8 - July 14) - 2024")
     datetime.date(2024, 7, 8)
@@ -86,17 +90,38 @@ def parse_week_heading(line: str, newer: date | None = None) -> date | None:
     if start_month is None or end_month is None:
         return None
     start_day, end_day = int(match["d1"]), int(match["d2"])
-    year = match["year"] or match["y_in"]
-    if year is not None:
+    named = match["year"] or match["y_in"] or (str(year) if year is not None else None)
+    if named is not None:
         wraps_month = match["m2"] is None and end_day < start_day
         crosses_year = end_month < start_month or (wraps_month and start_month == 12)
-        return _safe_date(int(year) - (1 if crosses_year else 0), start_month, start_day)
+        return _safe_date(int(named) - (1 if crosses_year else 0), start_month, start_day)
     if newer is None:
         return None
     for candidate_year in (newer.year, newer.year - 1):
         start = _safe_date(candidate_year, start_month, start_day)
         if start is not None and start <= newer:
             return start
+    return None
+
+
+_YEAR_FILE = re.compile(r"(?:^|[/\\])(?P<year>(?:19|20)\d\d)\.md$", re.IGNORECASE)
+_YEAR_TITLE = re.compile(r"^#\s.*papers\s+of\s+the\s+week\W+(?P<year>(?:19|20)\d\d)\s*$", re.I)
+
+
+def file_year(origin: str, text: str = "") -> int | None:
+    """The year a year file covers, from its name (`years/2023.md`) or its title line
+    (`# AI Papers of the Week — 2023`); None for a README.
+
+    >>> file_year("https://raw.githubusercontent.com/o/r/main/years/2023.md")
+    2023
+    """
+    named = _YEAR_FILE.search(origin.split("?", 1)[0].split("#", 1)[0])
+    if named is not None:
+        return int(named["year"])
+    for line in text.splitlines()[:5]:
+        titled = _YEAR_TITLE.match(line.strip())
+        if titled is not None:
+            return int(titled["year"])
     return None
 
 
@@ -120,27 +145,37 @@ class _MalformedRowError(ValueError):
 
 
 class PotwSource:
-    """PaperSource for the ML-Papers-of-the-Week README.
+    """PaperSource for one file of weeks: the old single-file README, or a year file
+    (`years/2026.md`) of the AI-Papers-of-the-Week list (`PotwList` follows the index).
 
     >>> for item in PotwSource(text, origin="README.md").read(): ...
 
     Yields one `PaperRecord` per table row (of `week` only, if given), in file order, and a
-    `Problem` for each row it skips. `week` may be any day of a listed week.
+    `Problem` for each row it skips. `week` may be any day of a listed week. `year` is the
+    file's year, for headings that name none (see `parse_week_heading`).
     """
 
     name = "potw"
 
-    def __init__(self, text: str, origin: str = "<potw>", week: date | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        origin: str = "<potw>",
+        week: date | None = None,
+        year: int | None = None,
+    ) -> None:
         self.origin = origin
         self.week = week
+        self.year = year
         self._lines = text.splitlines()
 
     @classmethod
     def from_location(
         cls, location: str | Path, week: date | None = None, http: httpx.Client | None = None
     ) -> PotwSource:
-        """Read the README from a local path or an http(s) URL (see `load_text`)."""
-        return cls(load_text(location, http), origin=str(location), week=week)
+        """Read a file of weeks from a local path or an http(s) URL (see `load_text`)."""
+        text = load_text(location, http)
+        return cls(text, origin=str(location), week=week, year=file_year(str(location), text))
 
     def weeks(self) -> list[date]:
         """Every week start date in the file, in file order (newest first in the real file)."""
@@ -173,7 +208,7 @@ class PotwSource:
         newer: date | None = None
         for line_no, line in enumerate(self._lines, start=1):
             if _ANY_WEEK_HEADING.match(line):
-                start = parse_week_heading(line, newer)
+                start = parse_week_heading(line, newer, self.year)
                 newer = start or newer
                 yield line_no, start
 

@@ -14,8 +14,12 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.panel import Panel
 
-from assistant.digest.markdown import render_card_markdown, render_header_markdown
-from assistant.digest.model import Digest, DigestCard
+from assistant.digest.markdown import (
+    render_card_markdown,
+    render_header_markdown,
+    render_update_markdown,
+)
+from assistant.digest.model import Digest, DigestCard, VersionNote
 from assistant.digest.publisher import PostedRef
 
 
@@ -34,10 +38,14 @@ class ConsoleDigestChannel:
     def render_card(self, digest: Digest, card: DigestCard) -> list[Any]:
         return [render_card_markdown(digest, card)]
 
+    def render_update(self, note: VersionNote) -> list[Any]:
+        return [render_update_markdown(note)]
+
     async def post(self, channel: str, payload: Any, key: str, thread: str | None) -> PostedRef:
         message_id = f"{channel}/{key}"
         where = f"#{channel}" + (f" › thread {thread}" if thread else "")
-        self._console.print(Panel(Markdown(str(payload)), title=where, title_align="left"))
+        panel = Panel(Markdown(str(payload)), title=where, title_align="left")
+        self._console.print(panel, soft_wrap=False)  # wrapped inside the panel, never cropped
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("a", encoding="utf-8") as log:
             log.write(
@@ -48,7 +56,12 @@ class ConsoleDigestChannel:
             )
         return PostedRef(message_id, thread or message_id)
 
-    async def find(self, channel: str, key: str) -> PostedRef | None:
+    async def link(self, channel: str, ref: PostedRef) -> str | None:
+        """None: a terminal has no links; the header shows the thread's id instead, which
+        `paperbot chat` opens with `/thread ID`."""
+        return None
+
+    async def find(self, channel: str, key: str, thread: str | None = None) -> PostedRef | None:
         if not self._log_path.exists():
             return None
         for line in self._log_path.read_text(encoding="utf-8").splitlines():

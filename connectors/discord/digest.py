@@ -40,7 +40,7 @@ from typing import Any, Literal, TypeVar
 import discord
 from discord.http import Route
 
-from assistant.digest.model import Digest, DigestCard
+from assistant.digest.model import Digest, DigestCard, VersionNote
 from assistant.digest.publisher import PostedRef
 from connectors.discord import translate as tr
 from connectors.discord.render import (
@@ -48,6 +48,7 @@ from connectors.discord.render import (
     Message,
     card_messages,
     header_messages,
+    update_messages,
 )
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class DiscordDigestChannel:
         self._interval = post_interval
         self._max_pages = max_pages
         self._last_post: dict[str, float] = {}
+        self._guilds: dict[str, str] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
 
     def render_header(self, digest: Digest) -> list[Any]:
@@ -150,11 +152,29 @@ class DiscordDigestChannel:
         messages[0] = tr.with_components(messages[0], tr.card_buttons(digest, card))
         return messages
 
+    def render_update(self, note: VersionNote) -> list[Any]:
+        return update_messages(note, MARKED_LIMITS)
+
     async def post(self, channel: str, payload: Any, key: str, thread: str | None) -> PostedRef:
         return await self._on_client_loop(lambda: self._post(channel, payload, key, thread))
 
-    async def find(self, channel: str, key: str) -> PostedRef | None:
+    async def find(self, channel: str, key: str, thread: str | None = None) -> PostedRef | None:
+        if thread is not None:  # a reply in a known thread (a version note)
+            return await self._on_client_loop(lambda: self._find_in(channel, thread, key))
         return await self._on_client_loop(lambda: self._find(channel, key))
+
+    async def link(self, channel: str, ref: PostedRef) -> str | None:
+        """The message's jump URL (`https://discord.com/channels/<guild>/<channel>/<id>`);
+        its thread hangs off it."""
+        return await self._on_client_loop(lambda: self._jump_url(channel, ref.message_id))
+
+    async def _jump_url(self, channel: str, message_id: str) -> str:
+        guild = self._guilds.get(channel)
+        if guild is None:
+            data = await self._client.http.get_channel(int(channel))
+            guild = str(data.get("guild_id") or "@me")
+            self._guilds[channel] = guild
+        return f"https://discord.com/channels/{guild}/{channel}/{message_id}"
 
     # -- on the client's loop ----------------------------------------------------------
 
@@ -217,6 +237,13 @@ class DiscordDigestChannel:
         try:
             found = await self._search(thread, post_marker(channel, key))
         except discord.NotFound:  # the root has no thread yet: nothing was posted in it
+            return None
+        return PostedRef(str(found["id"]), thread) if found else None
+
+    async def _find_in(self, channel: str, thread: str, key: str) -> PostedRef | None:
+        try:
+            found = await self._search(thread, post_marker(channel, key))
+        except discord.NotFound:
             return None
         return PostedRef(str(found["id"]), thread) if found else None
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.digest.markdown import source_line
-from assistant.digest.model import Digest, DigestCard, QAPair
+from assistant.digest.model import Digest, DigestCard, QAPair, VersionNote
+from assistant.digest.notes import note_text
 from assistant.digest.split import Segment, flow, shorten, text_length
 from assistant.digest.text import header, label
 
@@ -78,9 +79,9 @@ def masked_link(text: str, url: str) -> str:
 def header_messages(digest: Digest, limits: DiscordLimits = DISCORD_LIMITS) -> list[Message]:
     """The week's header post: title and the numbered list, split into messages if needed."""
     lang = digest.language
-    title = header(digest.week, lang)
+    title = header(digest.week, lang, digest.source)
     if digest.cards:
-        segments = [_list_line(card) for card in _ranked(digest)]
+        segments = [_list_line(card, lang) for card in _ranked(digest)]
     else:
         segments = [_plain(label(lang, "empty", week=digest.week))]
     embeds = [_embed(description=d) for d in _descriptions(segments, limits)]
@@ -124,6 +125,26 @@ def card_messages(
         marker = _label(f"{card.rank}. {card.title} {label(lang, 'continued')}", limits.content)
         messages += pack_embeds(rest, marker, marker, limits)
     return messages
+
+
+def update_messages(note: VersionNote, limits: DiscordLimits = DISCORD_LIMITS) -> list[Message]:
+    """A version note for a card's thread: the headline as content, the link and what
+    changed in an embed (split only past Discord's limits)."""
+    text = note_text(note)
+    segments = [_plain(text.changes_label)] if text.changes else []
+    segments += [_change_line(name, sentence) for name, sentence in text.changes]
+    if text.closing:
+        segments.append(_plain(text.closing, gap="\n\n"))
+    embeds = [_embed(description=d) for d in _descriptions(segments, limits)]
+    embeds[0]["title"] = _label(text.link_text, limits.embed_title)
+    embeds[0]["url"] = note.url
+    content = _label(text.headline, limits.content, bold=True)
+    marker = _label(f"{text.headline} {label(note.language, 'continued')}", limits.content)
+    return pack_embeds(embeds, content, marker, limits)
+
+
+def _change_line(name: str, sentence: str) -> Segment:
+    return Segment(sentence, lambda s: f"• *{escape_markdown(name)}:* {escape_markdown(s)}")
 
 
 def qa_messages(
@@ -211,10 +232,16 @@ def _qa_embeds(lang: str, number: int, pair: QAPair, limits: DiscordLimits) -> l
     return embeds + [_embed(title=escape_markdown(more), description=t) for t in texts[1:]]
 
 
-def _list_line(card: DigestCard) -> Segment:
+def _list_line(card: DigestCard, lang: str) -> Segment:
     title = " ".join(card.title.split())
     link = masked_link(title, card.url) if card.url else escape_markdown(title)
     prefix = f"{card.rank}\\. **{link}**"
+    if card.already_posted is not None:  # the channel has its card: one line, to its thread
+        earlier = card.already_posted
+        said = f"*{escape_markdown(label(lang, 'already_posted', date=earlier.posted_on))}*"
+        if earlier.link:
+            said += f": {masked_link(label(lang, 'see_thread'), earlier.link)}"
+        return Segment("", _constant(f"{prefix} — {said}"), keep=True)
     return Segment(
         " ".join(card.takeaway.split()),
         lambda s: f"{prefix} — {escape_markdown(s)}" if s else prefix,

@@ -20,9 +20,9 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from assistant.digest.model import Digest, DigestCard
+from assistant.digest.model import Digest, DigestCard, VersionNote
 from assistant.digest.publisher import PostedRef
-from connectors.slack.render import card_messages, header_messages
+from connectors.slack.render import card_messages, header_messages, update_messages
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,27 @@ class SlackDigestChannel:
     def render_card(self, digest: Digest, card: DigestCard) -> list[Any]:
         return card_messages(digest, card)
 
+    def render_update(self, note: VersionNote) -> list[Any]:
+        return update_messages(note)
+
     async def post(self, channel: str, payload: Any, key: str, thread: str | None) -> PostedRef:
         await self._pace(channel)
         ts = await asyncio.to_thread(self._post, channel, payload, key, thread)
         return PostedRef(ts, thread or ts)
 
-    async def find(self, channel: str, key: str) -> PostedRef | None:
+    async def find(self, channel: str, key: str, thread: str | None = None) -> PostedRef | None:
+        if thread is not None:  # a reply in a known thread (a version note)
+            return await asyncio.to_thread(self._find_reply, channel, thread, key)
         return await asyncio.to_thread(self._find, channel, key)
+
+    async def link(self, channel: str, ref: PostedRef) -> str | None:
+        """The message's permalink (`chat.getPermalink`): it opens the message and its thread."""
+        return await asyncio.to_thread(self._permalink, channel, ref.message_id)
+
+    def _permalink(self, channel: str, ts: str) -> str | None:
+        response = self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        permalink = response.get("permalink")
+        return str(permalink) if permalink else None
 
     async def _pace(self, channel: str) -> None:
         last = self._last_post.get(channel)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.digest.markdown import source_line
-from assistant.digest.model import Digest, DigestCard, QAPair
+from assistant.digest.model import Digest, DigestCard, QAPair, VersionNote
+from assistant.digest.notes import note_text
 from assistant.digest.split import Segment, flow, shorten, split_text, text_length
 from assistant.digest.text import header, label
 
@@ -89,12 +90,12 @@ def slack_link(url: str, text: str | None = None) -> str:
 
 def header_messages(digest: Digest, limits: SlackLimits = SLACK_LIMITS) -> list[Message]:
     """The week's header post: title and numbered takeaways, split into messages if needed."""
-    title = header(digest.week, digest.language)
+    title = header(digest.week, digest.language, digest.source)
     units = [[_header_block(chunk)] for chunk in split_text(title, limits.header_text)]
     if not digest.cards:
         empty = label(digest.language, "empty", week=digest.week)
         units += [[_section(s)] for s in _sections([_plain(empty)], limits)]
-    lines = [_list_line(card) for card in _ranked(digest)]
+    lines = [_list_line(card, digest.language) for card in _ranked(digest)]
     units += [[_section(s)] for s in _sections(lines, limits)]
     marker = f"{title} {label(digest.language, 'continued')}"
     return _messages(units, title, marker, limits)
@@ -134,6 +135,25 @@ def card_messages(
     marker = f"{title} {label(lang, 'continued')}"
     messages += _messages(rest_units, marker, marker, limits, mark_first=True)
     return messages
+
+
+def update_messages(note: VersionNote, limits: SlackLimits = SLACK_LIMITS) -> list[Message]:
+    """A version note for a card's thread (one message, split only past Slack's limits)."""
+    text = note_text(note)
+    head = f"*{escape_mrkdwn(text.headline)}* {slack_link(note.url, text.link_text)}"
+    segments = [Segment("", lambda _: head, keep=True)]
+    if text.changes:
+        segments.append(_plain(text.changes_label))
+        segments += [_change_line(name, sentence) for name, sentence in text.changes]
+    if text.closing:
+        segments.append(_plain(text.closing))
+    units = [[_section(s)] for s in _sections(segments, limits)]
+    marker = f"{text.headline} {label(note.language, 'continued')}"
+    return _messages(units, text.headline, marker, limits)
+
+
+def _change_line(name: str, sentence: str) -> Segment:
+    return Segment(sentence, lambda s: f"• _{escape_mrkdwn(name)}:_ {escape_mrkdwn(s)}")
 
 
 def qa_messages(
@@ -204,10 +224,16 @@ def _qa_blocks(lang: str, number: int, pair: QAPair, limits: SlackLimits) -> lis
     return [_section(s) for s in _sections(segments, limits)]
 
 
-def _list_line(card: DigestCard) -> Segment:
+def _list_line(card: DigestCard, lang: str) -> Segment:
     title = " ".join(card.title.split())
     link = slack_link(card.url, title) if card.url else escape_mrkdwn(title)
     prefix = f"{card.rank}. *{link}*"
+    if card.already_posted is not None:  # the channel has its card: one line, to its thread
+        earlier = card.already_posted
+        said = f"_{escape_mrkdwn(label(lang, 'already_posted', date=earlier.posted_on))}_"
+        if earlier.link:
+            said += f": {slack_link(earlier.link, label(lang, 'see_thread'))}"
+        return Segment("", lambda _: f"{prefix} — {said}", keep=True)
     return Segment(
         " ".join(card.takeaway.split()),
         lambda s: f"{prefix} — {escape_mrkdwn(s)}" if s else prefix,

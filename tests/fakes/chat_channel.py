@@ -7,8 +7,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.digest.markdown import render_card_markdown, render_header_markdown
-from assistant.digest.model import Digest, DigestCard
+from assistant.digest.markdown import (
+    render_card_markdown,
+    render_header_markdown,
+    render_update_markdown,
+)
+from assistant.digest.model import Digest, DigestCard, VersionNote
 from assistant.digest.publisher import PostedRef
 
 
@@ -61,7 +65,13 @@ class FakeChannel:
             raise Killed(f"killed after post {self.posted}")
         return PostedRef(message_id, thread or message_id)
 
-    async def find(self, channel: str, key: str) -> PostedRef | None:
+    async def link(self, channel: str, ref: PostedRef) -> str | None:
+        return f"https://chat.example/{channel}/{ref.message_id}"
+
+    def render_update(self, note: VersionNote) -> list[Any]:
+        return [render_update_markdown(note)]
+
+    async def find(self, channel: str, key: str, thread: str | None = None) -> PostedRef | None:
         for m in self.world.messages:
             if m["channel"] == channel and m["key"] == key:
                 return PostedRef(m["id"], m["thread"] or m["id"])

@@ -29,8 +29,13 @@ def hf_entry(
     summary: str = "Made-up words about a made-up method.",
     authors: Sequence[str] = ("Ada Example",),
     published: str = "2024-07-08T17:59:00.000Z",
+    listed: str | None = None,
 ) -> dict[str, Any]:
-    """One entry of a daily list, shaped like huggingface.co's (upvotes on the paper)."""
+    """One entry of a daily list, shaped like huggingface.co's (upvotes on the paper).
+
+    `published` is the paper's own (arXiv) date; `listed`, when HF put it on a daily list
+    (the entry's `publishedAt`, the paper's `submittedOnDailyAt`), default the same.
+    """
     return {
         "paper": {
             "id": paper_id,
@@ -40,10 +45,11 @@ def hf_entry(
                 {"_id": f"a{n}", "name": name, "hidden": False} for n, name in enumerate(authors)
             ],
             "publishedAt": published,
+            "submittedOnDailyAt": listed or published,
             "upvotes": upvotes,
         },
         "title": title,
-        "publishedAt": published,
+        "publishedAt": listed or published,
         "numComments": 1,
         "submittedBy": {"user": "someone", "fullname": "Some One"},
     }

@@ -497,6 +497,19 @@ def _replies(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     return _page(api, found, p)
 
 
+def _permalink(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
+    channel, ts = p.get("channel"), p.get("message_ts")
+    if not channel:
+        return {"ok": False, "error": "channel_not_found"}
+    if not any(m["channel"] == channel and m["ts"] == ts for m in api.messages):
+        return {"ok": False, "error": "message_not_found"}
+    return {
+        "ok": True,
+        "channel": channel,
+        "permalink": f"https://fake.slack.test/archives/{channel}/p{str(ts).replace('.', '')}",
+    }
+
+
 def _users_info(api: FakeSlackAPI, p: dict[str, Any]) -> dict[str, Any]:
     user = str(p.get("user", ""))
     return {
@@ -547,6 +560,7 @@ _ROUTES: dict[str, Callable[[FakeSlackAPI, dict[str, Any]], dict[str, Any]]] = {
     "chat.postEphemeral": _post_ephemeral,
     "chat.update": _update,
     "chat.delete": _delete,
+    "chat.getPermalink": _permalink,
     "reactions.add": _reaction(True),
     "reactions.remove": _reaction(False),
     "conversations.history": _history,
@@ -578,7 +592,12 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            params = _params(raw, self.headers.get("Content-Type") or "")
+            self._serve(_params(raw, self.headers.get("Content-Type") or ""))
+
+        def do_GET(self) -> None:  # Web API methods take their arguments as a query too
+            self._serve(dict(parse_qsl(self.path.partition("?")[2], keep_blank_values=True)))
+
+        def _serve(self, params: dict[str, Any]) -> None:
             auth = self.headers.get("Authorization") or ""
             token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
             token = token or params.pop("token", None)
