@@ -42,11 +42,16 @@ VOWEL_WEIGHT = 0.5  # a vowel edit counts half a consonant edit
 _FUNCTION_WORDS = frozenset(
     "a an and as at by for from in into is of on or the to via vs with without".split()
 )
-# Capitalized tokens that are words of the trade, not acronyms of one paper.
-_KNOWN_WORDS = frozenset("ai api apis cpu gpu gpus gpt llm llms ml nlp ok qa rl sft".split())
+# Acronyms of the trade, which name a field or a kind of model, not one paper.
+_KNOWN_WORDS = frozenset(
+    """ai api apis cnn cot cpu gan gpu gpus gpt kv llm llms lm lms ml mllm moe nlp ok qa rag
+    rl rlhf rnn sft ssm ssms vlm vlms""".split()
+)
 _KATAKANA_RUN = re.compile(r"[\u30a1-\u30fa\u30fc\u30fb\uff66-\uff9f]+")
+# A token of 2-6 letters and digits with two capitals (or a capital and a digit), not part of
+# a longer name (SA-1B, MT-Bench, T5-XXL are names, not acronyms to expand).
 _ACRONYM = re.compile(
-    r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]{2,6}(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9_.-])(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]{2,6}(?![A-Za-z0-9_-])"
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'][A-Za-z0-9]+)*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -259,7 +264,10 @@ def acronym_matches(acronym: str, words: Sequence[str], skips: int = 1) -> bool:
     """
     target = acronym.lower()
     options = _initials(words)
-    allowed = skips if len(target) >= 3 else 0
+    if len(target) < 3:  # two letters say little: two words, no word left out (BN, LN)
+        options = [[c for c in choices if c] for choices in options]
+        skips = 0
+    allowed = skips
 
     def match(i: int, pos: int, skipped: int) -> bool:
         if i == len(options):

@@ -105,3 +105,16 @@ def test_the_lexicon_is_rebuilt_when_the_catalog_changes() -> None:
     assert lexicon().expand("IoAとは") == []  # same version: the cached index
     version[0] = 2
     assert lexicon().expand("IoAとは") == ["Internet of Agents"]
+
+
+def test_hyphenated_names_and_generic_acronyms_are_not_expanded() -> None:
+    names = NameIndex.build(
+        [
+            ("1", "Segment Anything", ""),
+            ("2", "Lost in the Middle", ""),
+            ("3", "Mixtral of Experts", ""),
+        ]
+    )
+    assert names.expand("Segment Anything SA-1B") == []  # part of a name
+    assert names.expand("a small LM that writes code") == []  # two letters, four words
+    assert names.expand("MoEの利点") == []  # an acronym of the trade
