@@ -35,6 +35,7 @@ check: lint typecheck test
 
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/multilingual.py
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/connectors.py
