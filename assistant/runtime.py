@@ -23,7 +23,7 @@ from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter
 from assistant.digest.publisher import DigestPublisher
 from assistant.digest.service import DigestService
-from assistant.embedding import Embedder, build_embedder, configured_model, rebuild_needed
+from assistant.embedding import Embedder, build_embedder, rebuild_needed
 from assistant.errors import ConfigError, InvalidInputError
 from assistant.index import PROBE_TIMEOUT, QdrantIndex
 from assistant.ingest import Ingestor
@@ -74,9 +74,8 @@ class Runtime:
         """Refuse to use an index whose papers another embedding model embedded, saying
         how to rebuild it (checked against the state, before the index is opened)."""
         s = self.settings
-        configured = configured_model(s.embedding, s.openai, s.digest.language)
         message = rebuild_needed(
-            self.store.indexed_models(), configured, s.embedding, s.digest.language
+            self.store.indexed_models(), self.embedder.name, s.embedding, s.digest.language
         )
         if message:
             raise ConfigError(message)
