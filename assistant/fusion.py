@@ -6,8 +6,15 @@ Two standard methods, both weighted per query:
   confident each retriever is, which rank-only fusion throws away.
 - RRF (reciprocal rank fusion): sum of weight / (k + rank).
 
-`dense_weight` lowers the dense vote for text the embedding model cannot read: the
-packaged model is English-only, so a Japanese question's dense vector is mostly noise.
+`hybrid_weights` weighs each retriever by what it can know about the query: an
+English-only embedding model (the packaged all-MiniLM-L6-v2 turns Japanese into `[UNK]`
+noise) gets a vote in proportion to the query's share of Latin letters, so none on a
+question that is all CJK; a multilingual model reads every language and keeps a full vote.
+BM25 matches only the Latin names and numbers of a CJK question (and the names that
+`assistant.names` adds for its katakana and acronyms), so next to a multilingual model it
+gets a smaller vote that grows with the Latin share: its scores are rescaled to [0, 1] by
+fusion, so even a weak match on one generic word would otherwise count as much as a
+confident dense match (measured in bench/multilingual.py).
 
 >>> fuse([[("a", 0.9), ("b", 0.5)], [("b", 12.0)]], weights=(1.0, 1.0))
 [('b', ...), ('a', ...)]
@@ -33,13 +40,35 @@ class Fusion(StrEnum):
     RRF = "rrf"
 
 
-def dense_weight(query: str) -> float:
+# Sparse weight next to a multilingual dense model: base + per_latin * Latin share
+# (0.3 for a question all in Japanese, 0.6 for English). Chosen on the dev split of
+# bench/data/qrels_multilingual_dev.jsonl, never on the reported test split.
+SPARSE_BASE = 0.3
+SPARSE_PER_LATIN = 0.3
+
+
+def latin_share(query: str) -> float:
     """The share of the query's letters in Latin script (1.0 for English, ~0.3 for a
     Japanese question that names a model)."""
     letters = _LETTER.findall(query)
     if not letters:
         return 1.0
     return sum(1 for c in letters if c.isascii()) / len(letters)
+
+
+def hybrid_weights(query: str, multilingual: bool) -> tuple[float, float]:
+    """(dense, sparse) fusion weights for a query, given whether the dense model reads
+    languages other than English.
+
+    >>> hybrid_weights("LoRAの仕組みは？", multilingual=False)
+    (0.4444, 1.0)
+    >>> hybrid_weights("LoRAの仕組みは？", multilingual=True)
+    (1.0, 0.4333)
+    """
+    share = latin_share(query)
+    if not multilingual:
+        return round(share, 4), 1.0
+    return 1.0, round(SPARSE_BASE + SPARSE_PER_LATIN * share, 4)
 
 
 def _dbsf_scale(scores: Sequence[float]) -> list[float]:

@@ -23,11 +23,12 @@ from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter
 from assistant.digest.publisher import DigestPublisher
 from assistant.digest.service import DigestService
-from assistant.embedding import Embedder, build_embedder
-from assistant.errors import InvalidInputError
+from assistant.embedding import Embedder, build_embedder, rebuild_needed
+from assistant.errors import ConfigError, InvalidInputError
 from assistant.index import PROBE_TIMEOUT, QdrantIndex
 from assistant.ingest import Ingestor
 from assistant.llm import ChatModel, build_chat_model
+from assistant.names import NameLexicon
 from assistant.reconnecting_index import ReconnectingIndex
 from assistant.search import Searcher
 from assistant.settings import Settings
@@ -67,7 +68,18 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return build_embedder(self.settings.embedding, self.settings.openai)
+        s = self.settings
+        return build_embedder(s.embedding, s.openai, s.digest.language)
+
+    def check_embedding_model(self) -> None:
+        """Refuse to use an index whose papers another embedding model embedded, saying
+        how to rebuild it (checked against the state, before the index is opened)."""
+        s = self.settings
+        message = rebuild_needed(
+            self.store.indexed_models(), self.embedder.name, s.embedding, s.digest.language
+        )
+        if message:
+            raise ConfigError(message)
 
     @cached_property
     def index(self) -> ReconnectingIndex:
@@ -76,6 +88,7 @@ class Runtime:
         s = self.settings
 
         def open_index() -> QdrantIndex:
+            self.check_embedding_model()
             return QdrantIndex.open(
                 s.qdrant, s.qdrant_path, self.embedder.name, lambda: self.embedder.dimension
             )
@@ -131,8 +144,17 @@ class Runtime:
         )
 
     @cached_property
+    def names(self) -> NameLexicon:
+        """The stored papers' names for katakana and acronym questions (rebuilt on change)."""
+        store = self.store
+        return NameLexicon(
+            lambda: ((p.paper_id, p.title, p.description or "") for p in store.papers()),
+            store.catalog_version,
+        )
+
+    @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(self.embedder, self.index, self.settings.search)
+        return Searcher(self.embedder, self.index, self.settings.search, names=self.names)
 
     @cached_property
     def conversations(self) -> ConversationStore:

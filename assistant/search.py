@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from assistant.embedding import Embedder
 from assistant.errors import InvalidInputError
-from assistant.fusion import Fusion, dense_weight
+from assistant.fusion import Fusion, hybrid_weights
 from assistant.index import ChunkHit, SearchFilter, SearchMode, VectorIndex
 from assistant.models import SearchHit
+from assistant.names import NameIndex
 from assistant.settings import SearchSettings
 from assistant.sparse import query_vector, tokenize
 from assistant.textclean import visible_text
+
+log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 280
 
@@ -36,12 +40,32 @@ def validate_query(query: str, max_chars: int) -> str:
 
 
 class Searcher:
-    """Finds papers for a query with the hybrid index."""
+    """Finds papers for a query with the hybrid index.
 
-    def __init__(self, embedder: Embedder, index: VectorIndex, settings: SearchSettings) -> None:
+    A query is embedded in the query role, and the names its katakana and acronyms stand
+    for (`names`, the stored papers' `NameIndex`) are added to it, so that "ルックバック・
+    レンズ" and "IoA" reach BM25 as "Lookback Lens" and "Internet of Agents". Dense and
+    sparse candidates are fused with `hybrid_weights`.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        settings: SearchSettings,
+        names: Callable[[], NameIndex] | None = None,
+    ) -> None:
         self._embedder = embedder
         self._index = index
         self._settings = settings
+        self._names = names
+
+    def expanded(self, query: str) -> str:
+        """The query with the Latin names its katakana and acronyms stand for appended."""
+        found = self._names().expand(query) if self._names is not None else []
+        if found:
+            log.debug("query names: %s", found)
+        return " ".join([query, *found])
 
     def passages(
         self,
@@ -53,15 +77,18 @@ class Searcher:
     ) -> list[ChunkHit]:
         """The best passages for a query (several may come from the same paper)."""
         text = validate_query(query, self._settings.max_query_chars)
-        dense = self._embedder.embed([text])[0] if mode is not SearchMode.SPARSE else []
+        full = self.expanded(text)
+        dense = (
+            self._embedder.embed([full], role="query")[0] if mode is not SearchMode.SPARSE else []
+        )
         return self._index.query(
             dense,
-            query_vector(text),
+            query_vector(full),
             where or SearchFilter(),
             limit=limit,
             mode=mode,
             prefetch=max(self._settings.prefetch, limit),
-            weights=(dense_weight(text), 1.0),
+            weights=hybrid_weights(text, self._embedder.multilingual),
             fusion=fusion or self._settings.fusion,
         )
 
@@ -81,7 +108,7 @@ class Searcher:
         best: dict[str, ChunkHit] = {}
         for hit in hits:
             best.setdefault(hit.chunk.paper_id, hit)
-        terms = set(tokenize(query))
+        terms = set(tokenize(self.expanded(query)))
         return [
             SearchHit(
                 paper_id=h.chunk.paper_id,

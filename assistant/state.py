@@ -674,6 +674,23 @@ class StateStore:
 
     # -- counts and settings -------------------------------------------------
 
+    def catalog_version(self) -> tuple[object, ...]:
+        """A value that changes when papers or list descriptions are added or edited, cheap
+        to read (for caches of the catalog such as the search's name index)."""
+        row = self._read(
+            "SELECT (SELECT COUNT(*) FROM papers), (SELECT MAX(updated_at) FROM papers), "
+            "(SELECT COUNT(*) FROM listings), (SELECT TOTAL(LENGTH(description)) FROM listings)"
+        ).fetchone()
+        return tuple(row) if row is not None else ()
+
+    def indexed_models(self) -> dict[str, int]:
+        """How many papers the index holds per embedding model that embedded them."""
+        rows = self._read(
+            "SELECT embed_model, COUNT(*) FROM ingest_status "
+            "WHERE content_hash IS NOT NULL AND embed_model IS NOT NULL GROUP BY embed_model"
+        )
+        return {str(model): int(count) for model, count in rows}
+
     def stats(self) -> dict[str, int]:
         queries = {
             "papers": "SELECT COUNT(*) FROM papers",

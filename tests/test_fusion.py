@@ -2,15 +2,27 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.fusion import Fusion, dense_weight, fuse
+from assistant.fusion import Fusion, fuse, hybrid_weights, latin_share
 
 
-def test_dense_weight_follows_the_share_of_latin_letters() -> None:
-    assert dense_weight("how does LoRA work") == 1.0
-    assert dense_weight("") == 1.0
-    mixed = dense_weight("LoRAの仕組みは？")
-    assert 0.3 < mixed < 0.7
-    assert dense_weight("注意機構の高速化") == 0.0
+def test_latin_share_counts_letters_only() -> None:
+    assert latin_share("how does LoRA work") == 1.0
+    assert latin_share("") == 1.0
+    assert 0.3 < latin_share("LoRAの仕組みは？") < 0.7
+    assert latin_share("注意機構の高速化") == 0.0
+
+
+def test_an_english_only_model_gets_no_say_on_a_question_all_in_japanese() -> None:
+    assert hybrid_weights("注意機構の高速化", multilingual=False) == (0.0, 1.0)
+    assert hybrid_weights("how does LoRA work", multilingual=False) == (1.0, 1.0)
+
+
+def test_a_multilingual_model_keeps_its_vote_and_bm25_grows_with_latin_names() -> None:
+    japanese = hybrid_weights("注意機構の高速化", multilingual=True)
+    named = hybrid_weights("FlashAttention-3の新しさは？", multilingual=True)
+    english = hybrid_weights("what is new in FlashAttention-3", multilingual=True)
+    assert japanese[0] == named[0] == english[0] == 1.0
+    assert 0 < japanese[1] < named[1] < english[1] < 1.0
 
 
 @pytest.mark.parametrize("method", list(Fusion))

@@ -28,6 +28,7 @@ from assistant.cli.common import (
 )
 from assistant.conversations import Scope
 from assistant.core import find_paper
+from assistant.embedding import configured_model
 from assistant.errors import (
     InvalidInputError,
     NotFoundError,
@@ -196,7 +197,8 @@ def stats(as_json: JsonOpt = False) -> None:
         data["schema_version"] = rt.store.schema_version
         data["data_dir"] = str(rt.settings.data_dir)
         data["index"] = rt.settings.qdrant.url or str(rt.settings.qdrant_path)
-        data["embedding_model"] = rt.settings.embedding.model
+        s = rt.settings
+        data["embedding_model"] = configured_model(s.embedding, s.openai, s.digest.language)
         if as_json:
             emit_json(data)
             return

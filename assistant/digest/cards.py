@@ -26,7 +26,7 @@ from assistant.digest.model import (
     digest_from_dict,
     digest_to_dict,
 )
-from assistant.embedding import Embedder, dot, embed_unique
+from assistant.embedding import Embedder, calibrated, dot, embed_unique
 from assistant.index import ChunkHit, SearchFilter
 from assistant.language import language_name
 from assistant.llm import ChatMessage, ChatModel, LLMUnavailableError
@@ -263,7 +263,7 @@ class CardWriter:
         used: set[str] = set()
         pairs = []
         for index, question in enumerate(asked):
-            found = _best_answer(question, candidates, vectors, used)
+            found = _best_answer(question, candidates, vectors, used, self._embedder.name)
             shown = question_text(index, language)
             if found is None:
                 pairs.append(QAPair(shown, "", supported=False))
@@ -350,7 +350,14 @@ class CardWriter:
                 pairs.append(QAPair(question, answer, supported=False))
                 continue
             score, hit, quote = max(
-                ((dot(vectors[answer], vectors[text]), hit, text) for hit, text in candidates),
+                (
+                    (
+                        calibrated(self._embedder.name, dot(vectors[answer], vectors[text])),
+                        hit,
+                        text,
+                    )
+                    for hit, text in candidates
+                ),
                 key=lambda found: found[0],
             )
             if score < SUPPORT_THRESHOLD:
@@ -367,6 +374,7 @@ def _best_answer(
     candidates: Sequence[tuple[ChunkHit, str]],
     vectors: dict[str, list[float]],
     used: set[str],
+    model: str = "",
 ) -> tuple[ChunkHit, str] | None:
     """The unused sentence most like an answer: close in meaning to the question's hint,
     with a bonus when it has the words such answers use."""
@@ -374,7 +382,7 @@ def _best_answer(
     for hit, sentence in candidates:
         if sentence in used:
             continue
-        score = dot(vectors[question.hint], vectors[sentence])
+        score = calibrated(model, dot(vectors[question.hint], vectors[sentence]))
         score += CUE_BONUS if question.cues.search(sentence) else 0.0
         if best is None or score > best[0]:
             best = (score, hit, sentence)

@@ -11,17 +11,22 @@ from assistant.sparse import tokenize
 class FakeEmbedder:
     """Texts that share words get similar vectors; identical texts get identical vectors."""
 
-    def __init__(self, dimension: int = 64, name: str = "fake-bow-64") -> None:
+    def __init__(
+        self, dimension: int = 64, name: str = "fake-bow-64", multilingual: bool = False
+    ) -> None:
         self.name = name
+        self.multilingual = multilingual
         self._dimension = dimension
         self.calls: list[int] = []
+        self.roles: list[str] = []
 
     @property
     def dimension(self) -> int:
         return self._dimension
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], role: str = "passage") -> list[list[float]]:
         self.calls.append(len(texts))
+        self.roles.append(role)
         vectors = []
         for text in texts:
             vector = [0.0] * self._dimension
