@@ -38,3 +38,9 @@ class SourceUnavailableError(SourceError):
 
 class IndexUnavailableError(UserError):
     """The vector index cannot be opened or reached right now."""
+
+
+class IndexDamagedError(IndexUnavailableError):
+    """The index is missing, unreadable, from an older version, or out of step with the
+    stored papers; the message says to run `paperbot index rebuild`, which works from any
+    of these states."""

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
 from assistant.evaluation import Qrel, evaluate, load_qrels  # noqa: E402
 from assistant.fusion import Fusion  # noqa: E402
-from assistant.index import QdrantIndex, SearchMode  # noqa: E402
+from assistant.index import IndexSchema, SearchMode, open_index  # noqa: E402
 from assistant.ingest import Ingestor, embedding_text  # noqa: E402
 from assistant.search import Searcher  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
@@ -50,7 +50,8 @@ class Stack:
         self.settings = Settings(data_dir=path)
         s = self.settings
         self.store = StateStore.open(s.state_path)
-        self.index = QdrantIndex.open(s.qdrant, s.qdrant_path, embedder.name, embedder.dimension)
+        schema = IndexSchema.single(embedder.name, embedder.dimension)
+        self.index = open_index(s.qdrant, s.index_path, schema, "bench")
         self.ingestor = Ingestor(self.store, self.index, embedder, s.ingest, s.arxiv)
         self.searcher = Searcher(embedder, self.index, s.search)
 

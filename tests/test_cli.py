@@ -58,7 +58,7 @@ def test_ingest_potw_reports_counts_and_skipped_rows(
     assert report["new_papers"] == 16
     assert any("potw_sample.md:39" in p for p in report["problems"])  # type: ignore[union-attr]
     assert (data_dir / "paperbot.sqlite3").is_file()
-    assert (data_dir / "qdrant").is_dir()
+    assert (data_dir / "index" / "shard").is_dir()
 
 
 def test_ingest_potw_defaults_to_the_newest_week(

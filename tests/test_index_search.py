@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ConfigError, IndexUnavailableError, InvalidInputError
-from assistant.index import QdrantIndex, SearchFilter, SearchMode
+from assistant.index import IndexSchema, OpenIndex, SearchFilter, SearchMode, open_index
 from assistant.ingest import Ingestor
 from assistant.models import PaperRecord
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.potw import PotwSource
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, schema_of
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.sources import RecordsSource
 
@@ -95,24 +95,23 @@ def test_empty_and_oversized_queries_are_refused(
         searcher.search(query)
 
 
-def test_an_index_built_by_another_model_is_refused(settings: Settings, index: QdrantIndex) -> None:
+def test_an_index_built_by_another_model_is_refused(settings: Settings, index: OpenIndex) -> None:
     index.close()
     other = FakeEmbedder(name="another-model")
     with pytest.raises(ConfigError, match="paperbot index rebuild"):
-        QdrantIndex.open(settings.qdrant, settings.qdrant_path, other.name, other.dimension)
+        open_index(settings.qdrant, settings.index_path, schema_of(other))
 
 
 def test_a_second_process_on_the_embedded_index_gets_a_clear_message(
-    settings: Settings, index: QdrantIndex, fake_embedder: FakeEmbedder
+    settings: Settings, index: OpenIndex, fake_embedder: FakeEmbedder
 ) -> None:
-    with pytest.raises(IndexUnavailableError, match="QDRANT_URL"):
-        QdrantIndex.open(
-            settings.qdrant, settings.qdrant_path, fake_embedder.name, fake_embedder.dimension
-        )
+    with pytest.raises(IndexUnavailableError, match="QDRANT_URL") as refused:
+        open_index(settings.qdrant, settings.index_path, schema_of(fake_embedder), "other")
+    assert "`pytest`" in str(refused.value)  # the holder, by the name it gave
 
 
 def test_an_unreachable_qdrant_server_is_reported(settings: Settings, tmp_path: Path) -> None:
     settings.qdrant.url = "http://127.0.0.1:9"  # nothing listens on the discard port
     settings.qdrant.timeout = 1
     with pytest.raises(IndexUnavailableError, match="Qdrant server"):
-        QdrantIndex.open(settings.qdrant, tmp_path, "m", 8)
+        open_index(settings.qdrant, tmp_path, IndexSchema.single("m", 8))

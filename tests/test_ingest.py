@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from assistant.errors import InvalidInputError
-from assistant.index import QdrantIndex, SearchFilter
+from assistant.index import OpenIndex, SearchFilter
 from assistant.ingest import Ingestor
 from assistant.models import Listing, PaperRecord
 from assistant.search import Searcher
@@ -77,7 +77,7 @@ def arxiv_server() -> Iterator[FakeArxivServer]:
 def online_ingestor(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     embedder: FakeEmbedder,
     server: FakeArxivServer,
     http: httpx.Client,
@@ -105,7 +105,7 @@ def http() -> Iterator[httpx.Client]:
 
 
 def test_offline_ingest_stores_and_indexes_every_row(
-    ingestor: Ingestor, store: StateStore, index: QdrantIndex
+    ingestor: Ingestor, store: StateStore, index: OpenIndex
 ) -> None:
     report = ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
     assert report.records == 16
@@ -118,7 +118,7 @@ def test_offline_ingest_stores_and_indexes_every_row(
 
 
 def test_ingesting_the_same_list_again_adds_and_embeds_nothing(
-    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: QdrantIndex
+    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: OpenIndex
 ) -> None:
     ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
     embedded, points = fake_embedder.texts_embedded, index.count()
@@ -132,7 +132,7 @@ def test_ingesting_the_same_list_again_adds_and_embeds_nothing(
 def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -159,7 +159,7 @@ def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
 def test_a_new_arxiv_version_replaces_the_papers_passages(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -189,7 +189,7 @@ def test_a_new_arxiv_version_replaces_the_papers_passages(
 def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -214,7 +214,7 @@ def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
 def test_an_unreadable_pdf_is_recorded_and_the_paper_still_indexed(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -230,7 +230,7 @@ def test_an_unreadable_pdf_is_recorded_and_the_paper_still_indexed(
 
 
 def test_attaching_an_unreadable_pdf_changes_nothing(
-    ingestor: Ingestor, store: StateStore, index: QdrantIndex
+    ingestor: Ingestor, store: StateStore, index: OpenIndex
 ) -> None:
     ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK), offline=True)
     points, status = index.count(), store.index_status("2407.08608")
@@ -291,7 +291,7 @@ def test_a_dump_with_a_truncated_line_ingests_the_rest(
 def test_a_passing_pdf_outage_is_retried_on_the_next_run(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -317,7 +317,7 @@ def test_a_passing_pdf_outage_is_retried_on_the_next_run(
 class CrashAfterUpsert:
     """An index that writes the passages, then dies (a process killed mid-ingest)."""
 
-    def __init__(self, index: QdrantIndex) -> None:
+    def __init__(self, index: OpenIndex) -> None:
         self._index = index
 
     def __getattr__(self, name: str) -> object:
@@ -331,7 +331,7 @@ class CrashAfterUpsert:
 def test_a_run_killed_mid_index_leaves_no_leftovers_after_the_next_run(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     searcher: Searcher,
 ) -> None:

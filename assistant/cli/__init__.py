@@ -37,7 +37,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        code = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="paperbot",
+            standalone_mode=False,
+        )
     except UserError as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -62,7 +63,8 @@ class RichProgress:
         self._task: Any = None
 
     def begin(self, stage: str, total: int | None) -> None:
-        if self._task is not None:
+        shown = [t for t in self._progress.tasks if t.id == self._task]
+        if shown and not shown[0].finished:  # a finished stage stays shown
             self._progress.update(self._task, visible=False)
         self._task = self._progress.add_task(stage, total=total)
 
@@ -96,8 +98,23 @@ def parse_week(value: str | None) -> date | None:
 @contextmanager
 def runtime() -> Iterator[Runtime]:
     settings = load_settings()
-    with Runtime(settings) as rt:
+    with Runtime(settings, process=command_name()) as rt:
         yield rt
+
+
+def command_name() -> str:
+    """The running command, e.g. "paperbot chat" (recorded with the embedded index's lock,
+    so that another command finding it in use can say which one holds it)."""
+    context = click.get_current_context(silent=True)
+    return context.command_path if context is not None else "paperbot"
+
+
+def optimize_index(rt: Runtime, bar: RichProgress, report: IngestReport) -> None:
+    """After a run that wrote passages: let the index merge segments and build its search
+    graphs (a no-op when little changed, and on a Qdrant server)."""
+    if report.indexed_chunks:
+        bar.begin("optimizing the index", None)
+        rt.index.optimize()
 
 
 def emit_json(data: Any) -> None:

@@ -12,6 +12,7 @@ from assistant.cli.common import (
     JsonOpt,
     OfflineOpt,
     ingest_app,
+    optimize_index,
     parse_week,
     progress_bar,
     resolve_paper_id,
@@ -54,6 +55,7 @@ def ingest_potw(
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -69,6 +71,7 @@ def ingest_arxiv(
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(ArxivSource(rt.arxiv, ids), progress=bar, total=len(ids))
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
         if report.records == 0 and report.problems:
             raise typer.Exit(2)
@@ -92,6 +95,7 @@ def ingest_arxiv_dump(
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=not fulltext, progress=bar, total=limit)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -108,6 +112,7 @@ def ingest_list(
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -118,6 +123,7 @@ def ingest_enrich(as_json: JsonOpt = False) -> None:
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.enrich_pending(progress=bar)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
