@@ -28,7 +28,8 @@ from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
 from assistant.evaluation import Qrel, evaluate, load_qrels  # noqa: E402
 from assistant.fusion import Fusion  # noqa: E402
 from assistant.index import IndexSchema, SearchMode, open_index  # noqa: E402
-from assistant.ingest import Ingestor, embedding_text  # noqa: E402
+from assistant.indexing import embedding_text  # noqa: E402
+from assistant.ingest import Ingestor  # noqa: E402
 from assistant.search import Searcher  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.sources.potw import PotwSource  # noqa: E402

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
-from assistant.errors import InvalidInputError
+from assistant.errors import IndexUnavailableError, InvalidInputError
 from assistant.index import OpenIndex, SearchFilter
 from assistant.ingest import Ingestor
 from assistant.models import Listing, PaperRecord
@@ -363,3 +363,71 @@ def test_a_run_killed_mid_index_leaves_no_leftovers_after_the_next_run(
     texts = [h.chunk.text for h in searcher.passages("words", 20)]
     assert texts == ["third words about parrots"]
     assert store.index_status("2401.00001").pending_hash is None
+
+
+# -- embedding in large batches, beside reading -------------------------------------------
+
+
+def listed_paper(number: int, description: str, week: date = WEEK) -> PaperRecord:
+    paper_id = f"2401.{number:05d}"
+    title = f"Made-up paper {number}"
+    return PaperRecord(paper_id, "potw", title=title, listing=Listing(week, 1, title, description))
+
+
+def test_passages_are_embedded_in_batches_larger_than_a_window(
+    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: OpenIndex
+) -> None:
+    records = [listed_paper(n, f"words about topic {n}") for n in range(1, 601)]  # 3 windows
+    report = ingestor.ingest(RecordsSource(records), offline=True)
+    assert report.indexed_papers == 600 and index.count() == 600
+    assert fake_embedder.calls == [600]  # one call, not one per window of 256 rows
+
+
+def test_a_paper_listed_again_in_a_later_window_leaves_only_its_latest_passages(
+    ingestor: Ingestor, store: StateStore, index: OpenIndex, searcher: Searcher
+) -> None:
+    first = [listed_paper(n, f"filler words {n}") for n in range(1, 300)]
+    repeated = listed_paper(1, "kittens now", week=date(2024, 7, 15))  # a second listing
+    ingestor.ingest(RecordsSource([*first, repeated]), offline=True)
+    status = store.index_status("2401.00001")
+    paper = store.get_paper("2401.00001")
+    assert paper is not None and status.pending_hash is None
+    held = index.count(SearchFilter(paper_ids=("2401.00001",)))
+    assert held == status.chunk_count == len(ingestor.passages(paper)) == 2  # both listings
+    assert (
+        index.count(SearchFilter(paper_ids=("2401.00001",), content_hash=status.content_hash))
+        == held
+    )
+    assert index.count() == sum(
+        store.index_status(f"2401.{n:05d}").chunk_count for n in range(1, 300)
+    )
+
+
+class FailingEmbedder(FakeEmbedder):
+    """Fails on its `fail_at`-th call (an embeddings server that goes away)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if len(self.calls) + 1 == self.fail_at:
+            self.calls.append(len(texts))
+            raise IndexUnavailableError("the embeddings server went away")
+        return super().embed(texts)
+
+
+def test_an_embedding_failure_mid_run_records_only_what_was_written(
+    settings: Settings, store: StateStore, index: OpenIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("assistant.indexing.EMBED_BATCH", 100)
+    embedder = FailingEmbedder(fail_at=2)
+    ingestor = Ingestor(store, index, embedder, settings.ingest, settings.arxiv)
+    records = [listed_paper(n, f"words about topic {n}") for n in range(1, 301)]
+    with pytest.raises(IndexUnavailableError, match="went away"):
+        ingestor.ingest(RecordsSource(records), offline=True)
+    indexed = store.stats()["indexed_papers"]
+    assert index.count() == indexed < 300  # nothing recorded that is not in the index
+    again = Ingestor(store, index, FakeEmbedder(), settings.ingest, settings.arxiv)
+    report = again.ingest(RecordsSource(records), offline=True)
+    assert report.indexed_papers == 300 - indexed and index.count() == 300
