@@ -128,6 +128,13 @@ class Runtime:
             report.notes.append(f"removed the index of an older paperbot at {legacy}")
         return report
 
+    def check_index_first(self) -> None:
+        """Open the embedded index now, so that one that is damaged, outdated or in use
+        stops a command before it does any work (a Qdrant server that is down does not:
+        the command stores what it can, and the next run indexes it)."""
+        if not self.settings.qdrant.url:
+            self.index.opened()
+
     def index_ready(self) -> tuple[bool, str]:
         """(True, "ok") when the index answers right now, else (False, why); never raises.
 

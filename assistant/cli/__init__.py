@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import typer
 
 from assistant.cli import demo, digest, index, ingest, read, serve  # noqa: F401  (registers)
-from assistant.cli.common import app, err, log
+from assistant.cli.common import COMMAND, app, command_words, err, log
 from assistant.cli.demo import SAMPLE_WEEK
 from assistant.errors import UserError
 from assistant.settings import load_settings
@@ -37,8 +37,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        args = list(argv) if argv is not None else sys.argv[1:]
+        COMMAND.set(command_words(args))
         code = app(
-            args=list(argv) if argv is not None else None,
+            args=args,
             prog_name="paperbot",
             standalone_mode=False,
         )

@@ -8,10 +8,10 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -102,11 +102,28 @@ def runtime() -> Iterator[Runtime]:
         yield rt
 
 
+COMMAND: ContextVar[str] = ContextVar("paperbot_command", default="paperbot")
+"""The running command, e.g. "paperbot chat", set by `main` (recorded with the embedded
+index's lock, so that another command finding it in use can say which one holds it)."""
+
+GROUPS = ("ingest", "index", "eval", "digest")  # commands with subcommands
+
+
+def command_words(argv: Sequence[str]) -> str:
+    """ "paperbot index rebuild" from ["index", "rebuild", "--json"]; never the arguments
+    (a query or a file name says nothing about the process, and may be private)."""
+    words = ["paperbot"]
+    for arg in argv:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+        if arg not in GROUPS or len(words) > 2:
+            break
+    return " ".join(words)
+
+
 def command_name() -> str:
-    """The running command, e.g. "paperbot chat" (recorded with the embedded index's lock,
-    so that another command finding it in use can say which one holds it)."""
-    context = click.get_current_context(silent=True)
-    return context.command_path if context is not None else "paperbot"
+    return COMMAND.get()
 
 
 def optimize_index(rt: Runtime, bar: RichProgress, report: IngestReport) -> None:

@@ -42,6 +42,7 @@ def ingest_potw(
     if week and all_weeks:
         raise InvalidInputError("Give --week or --all, not both.")
     with runtime() as rt:
+        rt.check_index_first()
         location = str(file) if file else (url or rt.settings.ingest.potw_url)
         source = PotwSource.from_location(location, http=None if file else rt.http)
         chosen = parse_week(week)
@@ -68,6 +69,7 @@ def ingest_arxiv(
     for text in ids:
         parse_arxiv_id(text)  # a malformed ID stops the command before anything changes
     with runtime() as rt:
+        rt.check_index_first()
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(ArxivSource(rt.arxiv, ids), progress=bar, total=len(ids))
@@ -91,6 +93,7 @@ def ingest_arxiv_dump(
     if not file.is_file():
         raise NotFoundError(f"No such file: {file}")
     with runtime() as rt:
+        rt.check_index_first()
         source = ArxivDumpSource(file, limit=limit, categories=set(category or ()) or None)
         started = time.perf_counter()
         with progress_bar() as bar:
@@ -107,6 +110,7 @@ def ingest_list(
 ) -> None:
     """Ingest a plain list of arXiv IDs / paper URLs."""
     with runtime() as rt:
+        rt.check_index_first()
         source = IdListSource.from_location(file, http=rt.http)
         total = sum(1 for _ in source.read())
         started = time.perf_counter()
@@ -120,6 +124,7 @@ def ingest_list(
 def ingest_enrich(as_json: JsonOpt = False) -> None:
     """Fetch arXiv metadata and full text for papers ingested offline."""
     with runtime() as rt:
+        rt.check_index_first()
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.enrich_pending(progress=bar)
@@ -137,6 +142,7 @@ def ingest_pdf(
     if not file.is_file():
         raise NotFoundError(f"No such file: {file}")
     with runtime() as rt:
+        rt.check_index_first()
         started = time.perf_counter()
         report = rt.ingestor.attach_pdf(resolve_paper_id(rt, paper), file.read_bytes())
         show_report(report, as_json, time.perf_counter() - started)
