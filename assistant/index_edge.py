@@ -165,7 +165,10 @@ class EdgeIndex:
         use_dense = mode is not SearchMode.SPARSE and bool(dense)
         use_sparse = mode is not SearchMode.DENSE and bool(sparse.indices)
         if use_dense and use_sparse:
-            return self._hybrid(dense, sparse, flt, limit, max(prefetch, limit), weights, fusion)
+            with self._using("search") as shard:
+                return self._hybrid(
+                    shard, dense, sparse, flt, limit, max(prefetch, limit), weights, fusion
+                )
         if not (use_dense or use_sparse):
             return []
         vector: Any = dense if use_dense else edge.SparseVector(sparse.indices, sparse.values)
@@ -183,6 +186,7 @@ class EdgeIndex:
 
     def _hybrid(
         self,
+        shard: edge.EdgeShard,
         dense: list[float],
         sparse: SparseVector,
         flt: edge.Filter | None,
@@ -205,16 +209,13 @@ class EdgeIndex:
                 )
             ]
         )
-        lists = self._call("search", lambda shard: shard.query_batch(searches))
+        lists = shard.query_batch(searches)
         ranked = [[(str(p.id), p.score) for p in points] for points in lists]
         winners = fuse(ranked, weights, fusion)[:limit]
         if not winners:
             return []
         ids: list[Any] = [key for key, _ in winners]
-        records = self._call(
-            "read passages",
-            lambda shard: shard.retrieve(ids, with_payload=True, with_vector=[self._dense]),
-        )
+        records = shard.retrieve(ids, with_payload=True, with_vector=[self._dense])
         by_id = {str(r.id): r for r in records}
         found = [(by_id[key], score) for key, score in winners if key in by_id]
         similarities = _cosines([r for r, _ in found], self._dense, dense)
@@ -287,14 +288,20 @@ class EdgeIndex:
                 self._folder.unlock()
 
     def _call(self, action: str, operation: Callable[[edge.EdgeShard], T]) -> T:
+        with self._using(action) as shard:
+            return operation(shard)
+
+    @contextmanager
+    def _using(self, action: str) -> Iterator[edge.EdgeShard]:
+        """The shard, for the calls of one operation (close() waits until it is done)."""
         with self._idle:
             shard = self._shard
             if shard is None:
-                raise IndexUnavailableError("The paper index is closed (paperbot is stopping).")
+                raise IndexUnavailableError("The paper index was closed; try again.")
             self._calls += 1
         try:
             with _edge_errors(self.path, action):
-                return operation(shard)
+                yield shard
         finally:
             with self._idle:
                 self._calls -= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -115,3 +117,63 @@ def test_an_unreachable_qdrant_server_is_reported(settings: Settings, tmp_path: 
     settings.qdrant.timeout = 1
     with pytest.raises(IndexUnavailableError, match="Qdrant server"):
         open_index(settings.qdrant, tmp_path, IndexSchema.single("m", 8))
+
+
+def test_searches_from_several_threads_run_while_an_ingest_writes(
+    loaded: Ingestor, searcher: Searcher, index: OpenIndex
+) -> None:
+    """No lock of ours around the embedded engine: it takes concurrent reads and writes."""
+    before = index.count()
+    more = [
+        PaperRecord(f"2402.{n:05d}", "arxiv", title=f"Made up {n}", abstract=f"kittens {n}")
+        for n in range(1, 401)
+    ]
+    found: list[str] = []
+    failures: list[BaseException] = []
+    writing = threading.Event()
+
+    def search_until_written() -> None:
+        while True:
+            try:
+                found.append(searcher.search("DeepSeek-V3 mixture-of-experts")[0].paper_id)
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+            if not writing.is_set():
+                return
+
+    writing.set()
+    threads = [threading.Thread(target=search_until_written) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    loaded.ingest(RecordsSource(more), offline=True)
+    writing.clear()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert len(found) >= 4 and set(found) == {"2412.19437"}
+    assert index.count() == before + 400
+
+
+def test_closing_the_index_while_threads_search_refuses_cleanly(
+    loaded: Ingestor, searcher: Searcher, index: OpenIndex
+) -> None:
+    """A search finishes, or is refused with a message; closing never breaks one midway
+    (close waits for the engine calls of searches in flight)."""
+    outcomes: list[str] = []
+
+    def search() -> None:
+        for _ in range(20):
+            try:
+                outcomes.append("found" if searcher.search("attention", k=20) else "empty")
+            except IndexUnavailableError as exc:
+                outcomes.append("refused" if "closed" in str(exc) else repr(exc))
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while not outcomes:
+        time.sleep(0.001)
+    index.close()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert set(outcomes) == {"found", "refused"} and len(outcomes) == 80
