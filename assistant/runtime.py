@@ -18,6 +18,7 @@ from types import TracebackType
 import httpx
 
 from assistant.answering import Answerer
+from assistant.coalescing import CoalescingEmbedder
 from assistant.conversations import ConversationStore
 from assistant.core import Assistant
 from assistant.digest.builder import DigestBuilder
@@ -174,7 +175,8 @@ class Runtime:
 
     @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(self.embedder, self.index, self.settings.search)
+        # searches arriving together share model calls for their query embeddings
+        return Searcher(CoalescingEmbedder(self.embedder), self.index, self.settings.search)
 
     @cached_property
     def conversations(self) -> ConversationStore:
