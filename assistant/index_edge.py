@@ -62,6 +62,10 @@ class EdgeIndex:
         self._dense = schema.primary.name
         self._sparse = schema.sparse
         self._calls = 0  # calls in flight; close() waits for them
+        # Fuse in the engine (one query with two prefetches) instead of here. Edge's DBSF
+        # takes no weights, so the per-query dense weight is lost; kept for the benchmark
+        # that compares the two (bench/scale.py --fusion-in-engine, docs/benchmarks.md).
+        self.fusion_in_engine = False
         self._idle = threading.Condition()
 
     # -- opening ------------------------------------------------------------------------
@@ -198,6 +202,8 @@ class EdgeIndex:
         """Both candidate lists from one planned batch, fused here with per-query weights
         (Edge's DBSF takes no weights; see docs/benchmarks.md for the comparison), then
         the payloads of the winners only."""
+        if self.fusion_in_engine:
+            return self._engine_fused(shard, dense, sparse, flt, limit, prefetch, weights, fusion)
         searches = edge.QueryBatchRequest(
             [
                 edge.QueryRequest(
@@ -223,6 +229,40 @@ class EdgeIndex:
             hit_from_payload(record.payload, score, similarity)
             for (record, score), similarity in zip(found, similarities, strict=True)
         ]
+
+    def _engine_fused(
+        self,
+        shard: edge.EdgeShard,
+        dense: list[float],
+        sparse: SparseVector,
+        flt: edge.Filter | None,
+        limit: int,
+        prefetch: int,
+        weights: tuple[float, float],
+        fusion: Fusion,
+    ) -> list[ChunkHit]:
+        """Prefetch and fusion in the engine: DBSF unweighted, RRF weighted."""
+        method: Any = (
+            edge.Fusion.Dbsf()
+            if fusion is Fusion.DBSF
+            else edge.Fusion.Rrf(k=RRF_K, weights=list(weights))
+        )
+        request = edge.QueryRequest(
+            limit=limit,
+            prefetches=[
+                edge.Prefetch(
+                    limit=prefetch, query=edge.Query.Nearest(vector, using=using), filter=flt
+                )
+                for vector, using in (
+                    (dense, self._dense),
+                    (edge.SparseVector(sparse.indices, sparse.values), self._sparse),
+                )
+            ],
+            query=method,
+            with_payload=True,
+            with_vector=[self._dense],
+        )
+        return self._hits(shard.query(request), dense)
 
     def _hits(self, points: Sequence[Any], dense: list[float]) -> list[ChunkHit]:
         similarities = _cosines(points, self._dense, dense) if dense else [None] * len(points)
