@@ -1,0 +1,484 @@
+"""Benchmark for issue 12: the embedded index (Qdrant Edge) at the real corpus's size.
+
+    python bench/scale.py                               # 1k, 20k, 100k passages + the CLI check
+    python bench/scale.py --sizes 1000,20000 --cli-rows 0   # quicker, no CLI check
+
+1. Size points: N synthetic passages (180 words from a Zipf vocabulary, through the real
+   tokenizer into real sparse vectors; random unit dense vectors, which the issue allows),
+   written with the product's `EdgeIndex` and optimised, then per query (k=50, as `search`
+   asks for k=10): dense, hybrid, hybrid + week filter, and `search` with the embedding
+   model (packaged all-MiniLM-L6-v2) on real query texts (bench/data/qrels.jsonl).
+   Baseline in the same run: numpy brute force over the same dense vectors. Then
+   throughput with 1, 4 and 8 searcher threads, index calls and whole searches.
+2. The CLI check: `paperbot ingest potw --file <bench/make_potw.py, --cli-rows rows> --all
+   --offline`, then `paperbot search --queries` over 200 queries (their "ms"), and the raw
+   `model.encode` of the same passages in this process (the ingest throughput baseline).
+
+Results go to bench/out/scale.json and docs/benchmarks.md (between this benchmark's
+markers). Figures from a busy machine are marked so: compare ratios and medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from assistant.coalescing import CoalescingEmbedder  # noqa: E402
+from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
+from assistant.evaluation import load_qrels  # noqa: E402
+from assistant.index import IndexedChunk, IndexSchema, SearchFilter, SearchMode  # noqa: E402
+from assistant.index_edge import EdgeIndex  # noqa: E402
+from assistant.indexing import embedding_text  # noqa: E402
+from assistant.models import Chunk  # noqa: E402
+from assistant.search import Searcher  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
+from assistant.sparse import document_vector, query_vector  # noqa: E402
+from assistant.state import StateStore  # noqa: E402
+from bench.make_potw import make_potw  # noqa: E402
+from bench.run import percentile, write_doc  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "scale"
+QRELS = ROOT / "bench" / "data" / "qrels.jsonl"
+BEGIN, END = "<!-- bench:scale:begin -->", "<!-- bench:scale:end -->"
+DIMENSION = 384
+LIMIT = 50  # passages an index call returns for `search --k 10`
+PASSAGES_PER_PAPER = 40
+WEEKS = 150  # the list's weeks: a week filter keeps about 1/150 of the passages
+VOCABULARY = 30_000
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    return {
+        "cores": cores,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "load_average": round(load, 2),
+        "busy": load > cores * 0.75,
+    }
+
+
+# -- synthetic corpus ---------------------------------------------------------------------
+
+
+class Corpus:
+    """Deterministic synthetic passages: words from a Zipf vocabulary of made-up words
+    (some hyphenated or camel-cased, as paper names are), papers of 40 passages, each
+    paper listed in one of 150 weeks."""
+
+    def __init__(self, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        syllables = [c + v for c in "bcdfgklmnprstvz" for v in "aeiou"]
+        words: list[str] = []
+        while len(words) < VOCABULARY:
+            word = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+            roll = rng.random()
+            if roll < 0.03:
+                word = (
+                    f"{word.capitalize()}{rng.choice(syllables).capitalize()}-{rng.randint(1, 9)}"
+                )
+            elif roll < 0.06:
+                word = f"{word}-{rng.choice(syllables)}"
+            words.append(word)
+        self.words = np.array(words, dtype=object)
+        ranks = np.arange(1, VOCABULARY + 1, dtype=np.float64)
+        self.probabilities = (1 / ranks) / (1 / ranks).sum()
+        self.seed = seed
+
+    def passages(self, start: int, count: int) -> list[str]:
+        rng = np.random.default_rng(self.seed + start)
+        picks = rng.choice(VOCABULARY, size=(count, 180), p=self.probabilities)
+        return [" ".join(self.words[row]) for row in picks]
+
+    def query_terms(self, rng: random.Random) -> str:
+        """A few mid-frequency words (the ones a query names)."""
+        return " ".join(str(self.words[rng.randint(50, 5_000)]) for _ in range(rng.randint(3, 7)))
+
+
+def week_of(paper: int) -> str:
+    return (date(2024, 12, 30) - timedelta(weeks=paper % WEEKS)).isoformat()
+
+
+def build(
+    path: Path, size: int, corpus: Corpus, vectors: np.ndarray
+) -> tuple[EdgeIndex, dict[str, float]]:
+    """Write `size` passages with the product's EdgeIndex, then optimise; time both."""
+    shutil.rmtree(path, ignore_errors=True)
+    index = EdgeIndex.open(path, IndexSchema.single("synthetic-random-384", DIMENSION), "bench")
+    started = time.perf_counter()
+    sparse_seconds = 0.0
+    for start in range(0, size, 2_000):
+        texts = corpus.passages(start, min(2_000, size - start))
+        began = time.perf_counter()
+        sparse = [document_vector(text) for text in texts]
+        sparse_seconds += time.perf_counter() - began
+        items = []
+        for offset, (text, vector) in enumerate(zip(texts, sparse, strict=True)):
+            n = start + offset
+            paper = f"syn.{n // PASSAGES_PER_PAPER:06d}"
+            items.append(
+                IndexedChunk(
+                    chunk=Chunk(paper, n % PASSAGES_PER_PAPER, "body", text, "Method", 1),
+                    title=f"Paper {paper}",
+                    url=None,
+                    weeks=(week_of(n // PASSAGES_PER_PAPER),),
+                    categories=("cs.LG",),
+                    content_hash="0" * 32,
+                    dense=vectors[n].tolist(),
+                    sparse=vector,
+                )
+            )
+        index.upsert(items)
+    written = time.perf_counter()
+    index.optimize()
+    done = time.perf_counter()
+    return index, {
+        "write_s": round(written - started - sparse_seconds, 2),
+        "sparse_vectors_s": round(sparse_seconds, 2),
+        "optimize_s": round(done - written, 2),
+    }
+
+
+def unit_vectors(count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIMENSION)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def timed(call: Callable[[int], object], count: int) -> dict[str, float]:
+    call(0)  # warm up
+    samples = []
+    for i in range(count):
+        started = time.perf_counter()
+        call(i)
+        samples.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(percentile(samples, 0.5), 2),
+        "p95_ms": round(percentile(samples, 0.95), 2),
+    }
+
+
+def throughput(call: Callable[[int], object], threads: int, total: int) -> float:
+    """Queries per second with `threads` searchers sharing `total` queries."""
+    counter = iter(range(total))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            try:
+                call(i)
+            except BaseException as exc:  # reported after the run
+                failures.append(exc)
+                return
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise failures[0]
+    return round(total / (time.perf_counter() - started), 1)
+
+
+def size_point(
+    size: int, corpus: Corpus, embedder: SentenceTransformerEmbedder, args: argparse.Namespace
+) -> dict[str, Any]:
+    vectors = unit_vectors(size, seed=size)
+    index, build_times = build(OUT / f"index-{size}", size, corpus, vectors)
+    rng = random.Random(size)
+    count = args.queries
+    dense_q = unit_vectors(count, seed=size + 1)
+    papers = min(WEEKS, size // PASSAGES_PER_PAPER)  # a filter on a week that has papers
+    sparse_q = [query_vector(corpus.query_terms(rng)) for _ in range(count)]
+    weeks = [
+        SearchFilter(week=date.fromisoformat(week_of(rng.randrange(papers)))) for _ in range(count)
+    ]
+    texts = [q.query for q in load_qrels(QRELS)]
+    none = SearchFilter()
+
+    def call(mode: SearchMode, week: bool) -> Callable[[int], object]:
+        def run(i: int) -> object:
+            where = weeks[i % count] if week else none
+            return index.query(
+                dense_q[i % count].tolist(), sparse_q[i % count], where, LIMIT, mode, LIMIT
+            )
+
+        return run
+
+    def brute(i: int) -> object:
+        scores = vectors @ dense_q[i % count]
+        top = np.argpartition(-scores, LIMIT)[:LIMIT]
+        return top[np.argsort(-scores[top])]
+
+    settings = Settings(data_dir=OUT / "unused")
+    searcher = Searcher(CoalescingEmbedder(embedder), index, settings.search)  # as Runtime
+    uncoalesced = Searcher(embedder, index, settings.search)
+
+    def search(i: int) -> object:
+        return searcher.search(texts[i % len(texts)], k=10, where=weeks[i % count])
+
+    def search_uncoalesced(i: int) -> object:
+        return uncoalesced.search(texts[i % len(texts)], k=10, where=weeks[i % count])
+
+    result: dict[str, Any] = {"passages": index.count(), **build_times}
+    result["numpy_brute_force_dense"] = timed(brute, count)
+    result["dense"] = timed(call(SearchMode.DENSE, False), count)
+    result["hybrid"] = timed(call(SearchMode.HYBRID, False), count)
+    result["hybrid_week"] = timed(call(SearchMode.HYBRID, True), count)
+    index.fusion_in_engine = True
+    result["hybrid_engine_fusion"] = timed(call(SearchMode.HYBRID, False), count)
+    result["hybrid_week_engine_fusion"] = timed(call(SearchMode.HYBRID, True), count)
+    index.fusion_in_engine = False
+    result["search_with_embedding"] = timed(search, count)
+    result["embedding_only"] = timed(lambda i: embedder.embed([texts[i % len(texts)]]), count)
+    total = count * 2
+    result["threads_index_qps"] = {
+        n: throughput(call(SearchMode.HYBRID, True), n, total) for n in args.searchers
+    }
+    result["threads_search_qps"] = {n: throughput(search, n, total) for n in args.searchers}
+    result["threads_search_uncoalesced_qps"] = {
+        n: throughput(search_uncoalesced, n, total) for n in args.searchers
+    }
+    index.close()
+    shutil.rmtree(OUT / f"index-{size}", ignore_errors=True)
+    print(json.dumps({size: result}), flush=True)
+    return result
+
+
+# -- the CLI check ------------------------------------------------------------------------
+
+
+def cli_check(rows: int, embedder: SentenceTransformerEmbedder) -> dict[str, Any]:
+    data = OUT / "cli-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    readme = OUT / f"potw-{rows}.md"
+    readme.write_text(make_potw(weeks=rows // 10, rows_per_week=10, seed=12))
+    queries = OUT / "queries.jsonl"
+    texts = [q.query for q in load_qrels(QRELS)][:200]
+    queries.write_text("".join(json.dumps({"query": t}) + "\n" for t in texts))
+    env = {**os.environ, "PAPERBOT_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "assistant"]
+    ingest = subprocess.run(
+        [*command, "ingest", "potw", "--file", str(readme), "--all", "--offline", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(ingest.stdout.splitlines()[-1])
+    search = subprocess.run(
+        [*command, "search", "--queries", str(queries), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [json.loads(line) for line in search.stdout.splitlines() if line.strip()]
+    times = [line["ms"] for line in lines if "ms" in line]
+    passages = ingest_texts(data)
+    started = time.perf_counter()
+    embedder.embed(passages)  # the baseline: the model alone on the very same texts
+    raw_seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "passages": report["indexed_chunks"],
+        "ingest_seconds": report["seconds"],
+        "ingest_passages_per_s": round(report["indexed_chunks"] / report["seconds"], 1),
+        "raw_encode_seconds": round(raw_seconds, 2),
+        "raw_encode_texts_per_s": round(len(passages) / raw_seconds, 1),
+        "ratio": round(raw_seconds / report["seconds"], 3),
+        "queries": len(lines),
+        "lines_with_ms": len(times),
+        "search_p50_ms": round(percentile(times, 0.5), 2),
+        "search_p95_ms": round(percentile(times, 0.95), 2),
+        "search_max_ms": round(max(times), 2),
+    }
+
+
+def ingest_texts(data: Path) -> list[str]:
+    """What the ingest embedded: every stored paper's passages, as it embeds them."""
+    from assistant.ingest import Ingestor
+
+    settings = Settings(data_dir=data)
+    store = StateStore.open(settings.state_path)
+    try:
+        passages = Ingestor(store, None, None, settings.ingest, settings.arxiv).passages  # type: ignore[arg-type]
+        return [embedding_text(p, c) for p in store.papers() for c in passages(p)]
+    finally:
+        store.close()
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    busy = (
+        f" **Busy machine** (load average {m['load_average']} on {m['cores']} cores while it "
+        "ran, other jobs sharing the cores): absolute figures are pessimistic, compare ratios."
+        if m["busy"]
+        else ""
+    )
+    lines = [
+        BEGIN,
+        "## Issue 12: the embedded index at 100k passages (Qdrant Edge)",
+        "",
+        f"Measured {results['date']} on {m['cores']} cores, {m['machine']}, Python "
+        f"{m['python']} with `python bench/scale.py {results['args']}`.{busy}",
+        "",
+        "Synthetic passages (180 words, real tokenizer and sparse vectors, random 384-d dense "
+        "vectors), 40 per paper, 150 weeks; each index call asks for 50 passages (what "
+        "`search --k 10` asks for). `search` is the whole call: the packaged model embeds a "
+        "real query text (bench/data/qrels.jsonl), then hybrid + week filter.",
+        "",
+        "| passages | numpy brute force (dense) p50 / p95 | dense | hybrid | hybrid + week "
+        "| `search` with embedding (hybrid + week) | embedding alone |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def cell(s: dict[str, float]) -> str:
+        return f"{s['p50_ms']} / {s['p95_ms']} ms"
+
+    sizes = results["sizes"]
+    for size, r in sizes.items():
+        lines.append(
+            f"| {int(size):,} | {cell(r['numpy_brute_force_dense'])} | {cell(r['dense'])} | "
+            f"{cell(r['hybrid'])} | {cell(r['hybrid_week'])} | "
+            f"{cell(r['search_with_embedding'])} | {cell(r['embedding_only'])} |"
+        )
+    lines += [
+        "",
+        "Fusion in the engine (one query, two prefetches, Edge's DBSF, which takes no weights) "
+        "against fusion here (the two candidate lists from one planned `query_batch`, fused "
+        "with the per-query dense weight, then the winners' payloads):",
+        "",
+        "| passages | hybrid, fused here | hybrid, fused in Edge | + week, fused here "
+        "| + week, fused in Edge |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for size, r in sizes.items():
+        lines.append(
+            f"| {int(size):,} | {cell(r['hybrid'])} | {cell(r['hybrid_engine_fusion'])} | "
+            f"{cell(r['hybrid_week'])} | {cell(r['hybrid_week_engine_fusion'])} |"
+        )
+    lines += [
+        "",
+        "Writing and optimising (seconds): sparse vectors are computed in Python, "
+        "`optimize` builds the HNSW graph and merges segments once at the end.",
+        "",
+        "| passages | sparse vectors | write (batched upserts) | optimize |",
+        "|---:|---:|---:|---:|",
+    ]
+    for size, r in sizes.items():
+        lines.append(
+            f"| {int(size):,} | {r['sparse_vectors_s']} | {r['write_s']} | {r['optimize_s']} |"
+        )
+    threads = [str(n) for n in results["searchers"]]
+    lines += [
+        "",
+        "Parallel searchers (threads of one process sharing the index; queries per second):",
+        "",
+        "| passages | what | " + " | ".join(f"{n} searcher(s)" for n in threads) + " | "
+        f"{threads[-1]} vs 1 |",
+        "|---:|---|" + "---:|" * (len(threads) + 1),
+    ]
+    for size, r in sizes.items():
+        for key, label in (
+            ("threads_index_qps", "index call (hybrid + week)"),
+            ("threads_search_qps", "`search` with embedding"),
+            ("threads_search_uncoalesced_qps", "`search`, each query embedded alone"),
+        ):
+            qps = r[key]
+            ratio = qps[threads[-1]] / qps[threads[0]]
+            row = " | ".join(str(qps[n]) for n in threads)
+            lines.append(f"| {int(size):,} | {label} | {row} | {ratio:.2f}x |")
+    cli = results.get("cli")
+    if cli:
+        lines += [
+            "",
+            f"### The CLI at {cli['rows']:,} rows",
+            "",
+            f"`paperbot ingest potw --file <bench/make_potw.py, {cli['rows']:,} rows> --all "
+            f"--offline` then `paperbot search --queries` ({cli['queries']} queries from "
+            "bench/data/qrels.jsonl, English and Japanese) over the result:",
+            "",
+            "| what | value |",
+            "|---|---:|",
+            f"| passages indexed | {cli['passages']:,} |",
+            f"| ingest (parse, SQLite, embed, sparse, Edge, optimize) | {cli['ingest_seconds']} s, "
+            f"{cli['ingest_passages_per_s']} passages/s |",
+            f"| raw `model.encode` of the same passages (baseline, same machine) | "
+            f"{cli['raw_encode_seconds']} s, {cli['raw_encode_texts_per_s']} texts/s |",
+            f"| **ingest throughput / raw encode** | **{cli['ratio']}** |",
+            f"| answer lines with `ms` | {cli['lines_with_ms']} of {cli['queries']} |",
+            f"| `search` p50 / p95 / max (embedding included) | {cli['search_p50_ms']} / "
+            f"{cli['search_p95_ms']} / {cli['search_max_ms']} ms |",
+        ]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,20000,100000", help="passages per size point")
+    parser.add_argument("--queries", type=int, default=200, help="queries per measurement")
+    parser.add_argument("--searchers", default="1,4,8", help="parallel searcher threads")
+    parser.add_argument(
+        "--cli-rows", type=int, default=100_000, help="rows for the CLI check (0: skip it)"
+    )
+    parser.add_argument("--no-doc", action="store_true", help="leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    args.searchers = [int(n) for n in args.searchers.split(",")]
+    OUT.mkdir(parents=True, exist_ok=True)
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "args": " ".join(sys.argv[1:]),
+        "searchers": args.searchers,
+        "machine": machine(),
+    }
+    corpus = Corpus()
+    results["sizes"] = {
+        int(size): size_point(int(size), corpus, embedder, args) for size in args.sizes.split(",")
+    }
+    if args.cli_rows:
+        results["cli"] = cli_check(args.cli_rows, embedder)
+    after, m = machine(), results["machine"]
+    m["load_average"] = max(m["load_average"], after["load_average"])
+    m["busy"] = m["busy"] or after["busy"]
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    if not args.no_doc:
+        write_doc(markdown(results), BEGIN, END)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
