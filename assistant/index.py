@@ -70,8 +70,12 @@ class IndexSchema:
     and the sparse vector. This is the one place that names them; the record it writes
     with the index is how a later start knows which models built it.
 
-    The first dense vector is the one queries use. Adding a second model means adding a
-    `DenseVector` here (and a rebuild); see docs/operations.md.
+    The first dense vector is the one queries use. A second model (a multilingual one, say)
+    is a second `DenseVector` in `Runtime.index_schema`: both engines create every named
+    vector of the schema and record each one's model; `IndexedChunk` and `query` then need a
+    vector per name (today they carry the primary one). An index recorded without the new
+    vector is refused with the rebuild message (`mismatch`), so `paperbot index rebuild`
+    fills it.
     """
 
     dense: tuple[DenseVector, ...]

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import ConfigError, IndexUnavailableError, InvalidInputError
-from assistant.index import IndexSchema, OpenIndex, SearchFilter, SearchMode, open_index
+from assistant.index import (
+    DenseVector,
+    IndexSchema,
+    OpenIndex,
+    SearchFilter,
+    SearchMode,
+    open_index,
+)
+from assistant.index_edge import EdgeIndex
 from assistant.ingest import Ingestor
 from assistant.models import PaperRecord
 from assistant.search import Searcher
@@ -177,3 +185,23 @@ def test_closing_the_index_while_threads_search_refuses_cleanly(
     for thread in threads:
         thread.join(timeout=30)
     assert set(outcomes) == {"found", "refused"} and len(outcomes) == 80
+
+
+def test_the_schema_names_every_dense_vector_and_its_model(tmp_path: Path) -> None:
+    """A second named dense vector (another model) is one more entry in the schema: the
+    engine creates it and records its model; an index without it is refused until rebuilt."""
+    one = IndexSchema.single("model-a", 8)
+    two = IndexSchema(
+        (DenseVector("dense", "model-a", 8), DenseVector("dense_multilingual", "model-b", 16))
+    )
+    index = EdgeIndex.open(tmp_path / "two", two, "pytest")
+    assert index.record()["dense_vectors"] == {
+        "dense": {"model": "model-a", "dimension": 8, "distance": "cosine"},
+        "dense_multilingual": {"model": "model-b", "dimension": 16, "distance": "cosine"},
+    }
+    assert IndexSchema.from_record(index.record()) == two
+    index.close()
+    EdgeIndex.open(tmp_path / "two", one, "pytest").close()  # the primary model matches
+    EdgeIndex.open(tmp_path / "one", one, "pytest").close()
+    with pytest.raises(ConfigError, match="paperbot index rebuild"):
+        EdgeIndex.open(tmp_path / "one", two, "pytest")
