@@ -63,8 +63,9 @@ class EdgeIndex:
         self._sparse = schema.sparse
         self._calls = 0  # calls in flight; close() waits for them
         # Fuse in the engine (one query with two prefetches) instead of here. Edge's DBSF
-        # takes no weights, so the per-query dense weight is lost; kept for the benchmark
-        # that compares the two (bench/scale.py --fusion-in-engine, docs/benchmarks.md).
+        # takes no weights, so the per-query dense weight is lost (Japanese questions MRR@10
+        # 0.881 instead of 0.941 on bench/data); kept for the benchmarks that compare the
+        # two (bench/run.py, bench/scale.py; docs/benchmarks.md).
         self.fusion_in_engine = False
         self._idle = threading.Condition()
 

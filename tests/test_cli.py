@@ -100,9 +100,9 @@ def test_search_many_queries_answers_one_line_per_query_in_order(
     assert [x.get("query") for x in lines] == ["FlashAttention-3", None, None, "weather diffusion"]
     assert "empty" in str(lines[1]["error"])
     assert lines[2]["line"] == 3
-    # each answer carries its wall time, text to results; loading the model is not in it
+    # each answer carries its wall time (tests/test_index_health.py: the model load is not in it)
     times = [x["ms"] for x in lines if "results" in x]
-    assert len(times) == 2 and all(isinstance(t, float) and 0 < t < 2000 for t in times)
+    assert len(times) == 2 and all(isinstance(t, float) and t > 0 for t in times)
     assert all("ms" not in x for x in lines if "error" in x)
 
 

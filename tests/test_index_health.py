@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -200,3 +200,32 @@ def test_the_index_in_use_message_names_the_command_holding_it(
         chat.kill()
         chat.wait(timeout=30)
     search_works(capsys)  # the lock went with the process
+
+
+class SlowToLoad(FakeEmbedder):
+    """Its first call takes `load_seconds` longer, as loading a model does."""
+
+    def __init__(self, load_seconds: float) -> None:
+        super().__init__()
+        self.load_seconds = load_seconds
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not self.calls:
+            time.sleep(self.load_seconds)
+        return super().embed(texts)
+
+
+def test_each_search_line_times_its_query_without_the_model_load(
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    embedder = SlowToLoad(load_seconds=3.0)
+    monkeypatch.setattr("assistant.runtime.build_embedder", lambda *args: embedder)
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"query": "FlashAttention-3"}\n{"query": "weather forecasts"}\n')
+    code, out, err = run(capsys, "search", "--queries", str(queries), "--json")
+    assert code == 0, err
+    times = [json.loads(line)["ms"] for line in out.splitlines()]
+    assert len(times) == 2 and all(0 < t < 3000 for t in times)
