@@ -25,7 +25,8 @@ from bench.make_potw import make_potw
 from tests.conftest import ROOT
 
 ROWS_PER_WEEK = 10
-WEEKS = 40  # 400 papers: two windows of 256 rows, two passage writes
+WEEKS = 40  # 400 papers of one passage each
+EMBED_BATCH = 128  # passages embedded and written together: 4 writes
 KILL_AT_WRITE = 2  # inside the second passage write (creating the index is not announced)
 
 
@@ -93,7 +94,11 @@ def test_an_ingest_killed_mid_index_leaves_no_half_indexed_paper_and_resumes(
     announce, announced = os.pipe()
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.announced_writes", *command[3:]],
-        env={**environment(killed), "PAPERBOT_TEST_WRITE_FD": str(announced)},
+        env={
+            **environment(killed),
+            "PAPERBOT_TEST_WRITE_FD": str(announced),
+            "PAPERBOT_TEST_EMBED_BATCH": str(EMBED_BATCH),
+        },
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
