@@ -110,8 +110,8 @@ GROUPS = ("ingest", "index", "eval", "digest")  # commands with subcommands
 
 
 def command_words(argv: Sequence[str]) -> str:
-    """ "paperbot index rebuild" from ["index", "rebuild", "--json"]; never the arguments
-    (a query or a file name says nothing about the process, and may be private)."""
+    """The words naming a command, e.g. "paperbot index rebuild" for ["index", "rebuild",
+    "--json"]; never its arguments (a query or a file name may be private)."""
     words = ["paperbot"]
     for arg in argv:
         if arg.startswith("-"):
