@@ -53,10 +53,10 @@ class _Batch:
     papers: list[_Paper]
     vectors: Future[list[list[float]]]
     sparse: list[SparseVector] = field(default_factory=list)
+    ids: set[str] = field(init=False)
 
-    @property
-    def ids(self) -> set[str]:
-        return {p.paper.paper_id for p in self.papers}
+    def __post_init__(self) -> None:
+        self.ids = {p.paper.paper_id for p in self.papers}
 
 
 class IndexWriter:
