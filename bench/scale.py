@@ -187,18 +187,23 @@ def timed(call: Callable[[int], object], count: int) -> dict[str, float]:
 
 def throughputs(
     call: Callable[[int], object], searchers: list[int], total: int, rounds: int
-) -> dict[int, float]:
-    """Queries per second for each number of searchers: the median of `rounds` runs,
-    the thread counts interleaved (so a change in the machine's load hits all of them)."""
-    runs: dict[int, list[float]] = {n: [] for n in searchers}
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Queries per second for each number of searchers, and the process's CPU ms a query
+    (all threads: the model's, the engine's, Python's): the medians of `rounds` runs, the
+    thread counts interleaved (so a change in the machine's load hits all of them). On
+    C cores, N searchers cannot exceed C * 1000 / (CPU ms a query at N) queries a second."""
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in searchers}
     for _ in range(rounds):
         for n in searchers:
             runs[n].append(throughput(call, n, total))
-    return {n: round(statistics.median(qps), 1) for n, qps in runs.items()}
+    qps = {n: round(statistics.median(r[0] for r in rs), 1) for n, rs in runs.items()}
+    cpu = {n: round(statistics.median(r[1] for r in rs), 2) for n, rs in runs.items()}
+    return qps, cpu
 
 
-def throughput(call: Callable[[int], object], threads: int, total: int) -> float:
-    """Queries per second with `threads` searchers sharing `total` queries."""
+def throughput(call: Callable[[int], object], threads: int, total: int) -> tuple[float, float]:
+    """Queries per second with `threads` searchers sharing `total` queries, and the CPU ms
+    the process spent a query."""
     counter = iter(range(total))
     lock = threading.Lock()
     failures: list[BaseException] = []
@@ -216,14 +221,15 @@ def throughput(call: Callable[[int], object], threads: int, total: int) -> float
                 return
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     if failures:
         raise failures[0]
-    return round(total / (time.perf_counter() - started), 1)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return round(total / seconds, 1), round(cpu * 1000 / total, 2)
 
 
 def size_point(
@@ -278,9 +284,12 @@ def size_point(
     result["search_with_embedding"] = timed(search, count)
     result["embedding_only"] = timed(lambda i: embedder.embed([texts[i % len(texts)]]), count)
     total, rounds, n = count, args.rounds, args.searchers
-    result["threads_index_qps"] = throughputs(call(SearchMode.HYBRID, True), n, total, rounds)
-    result["threads_search_qps"] = throughputs(search, n, total, rounds)
-    result["threads_search_uncoalesced_qps"] = throughputs(search_uncoalesced, n, total, rounds)
+    for key, run in (
+        ("threads_index", call(SearchMode.HYBRID, True)),
+        ("threads_search", search),
+        ("threads_search_uncoalesced", search_uncoalesced),
+    ):
+        result[f"{key}_qps"], result[f"{key}_cpu_ms"] = throughputs(run, n, total, rounds)
     index.close()
     shutil.rmtree(OUT / f"index-{size}", ignore_errors=True)
     print(json.dumps({size: result}), flush=True)
@@ -389,6 +398,7 @@ def texts_to_embed(readme: Path) -> list[str]:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    results = json.loads(json.dumps(results))  # keys as in results.json: "8", not 8
     m = results["machine"]
     busy = (
         f" **Busy machine** (load average {m['load_average']} on {m['cores']} cores while it "
@@ -455,22 +465,34 @@ def markdown(results: dict[str, Any]) -> str:
     threads = [str(n) for n in results["searchers"]]
     lines += [
         "",
-        "Parallel searchers (threads of one process sharing the index; queries per second):",
+        "Parallel searchers (threads of one process sharing the index): queries per second, "
+        "then the CPU ms the process spent a query (all threads) at 1 and at "
+        f"{threads[-1]} searchers, and what that CPU cost allows at most on "
+        f"{m['cores']} cores ({m['cores']} x 1000 / CPU ms a query) against 1 searcher:",
         "",
         "| passages | what | " + " | ".join(f"{n} searcher(s)" for n in threads) + " | "
-        f"{threads[-1]} vs 1 |",
-        "|---:|---|" + "---:|" * (len(threads) + 1),
+        f"{threads[-1]} vs 1 | CPU ms a query, 1 / {threads[-1]} | at most, {threads[-1]} vs 1 |",
+        "|---:|---|" + "---:|" * (len(threads) + 3),
     ]
     for size, r in sizes.items():
         for key, label in (
-            ("threads_index_qps", "index call (hybrid + week)"),
-            ("threads_search_qps", "`search` with embedding"),
-            ("threads_search_uncoalesced_qps", "`search`, each query embedded alone"),
+            ("threads_index", "index call (hybrid + week)"),
+            ("threads_search", "`search` with embedding"),
+            ("threads_search_uncoalesced", "`search`, each query embedded alone"),
         ):
-            qps = r[key]
+            qps, cpu = r[f"{key}_qps"], r.get(f"{key}_cpu_ms")
             ratio = qps[threads[-1]] / qps[threads[0]]
             row = " | ".join(str(qps[n]) for n in threads)
-            lines.append(f"| {int(size):,} | {label} | {row} | {ratio:.2f}x |")
+            bound = "-"
+            if cpu:
+                ceiling = m["cores"] * 1000 / cpu[threads[-1]]
+                cpu_cell = f"{cpu[threads[0]]} / {cpu[threads[-1]]}"
+                bound = f"{ceiling / qps[threads[0]]:.2f}x"
+            else:
+                cpu_cell = "-"
+            lines.append(
+                f"| {int(size):,} | {label} | {row} | {ratio:.2f}x | {cpu_cell} | {bound} |"
+            )
     cli = results.get("cli")
     if cli:
         lines += [
