@@ -43,3 +43,9 @@ class IndexUnavailableError(UserError):
 class DataDirError(PaperbotError):
     """The data dir cannot be used: disk full, read-only, or a corrupt or emptied state
     file. Not the user's input: the CLI prints the message (naming the dir) and exits 1."""
+
+
+class IndexDamagedError(IndexUnavailableError):
+    """The index is missing, unreadable, from an older version, or out of step with the
+    stored papers; the message says to run `paperbot index rebuild`, which works from any
+    of these states."""

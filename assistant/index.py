@@ -1,47 +1,42 @@
-"""The vector index: Qdrant with a dense and a sparse (BM25-style) vector per passage.
+"""The vector index: a dense and a sparse (BM25-style) vector per passage, in Qdrant.
 
-Embedded (`QdrantClient(path=...)`) by default; a Qdrant server when `QDRANT_URL` is set.
-Hybrid search fuses the dense and the sparse candidates with reciprocal rank fusion.
+Two engines behind one Protocol, chosen by `open_index`:
+- embedded (the default): Qdrant Edge, Qdrant's engine in this process, in a folder under
+  the data dir (`assistant.index_edge.EdgeIndex`);
+- a Qdrant server when `QDRANT_URL` is set: Docker, Qdrant Cloud or a cluster
+  (`assistant.index_server.ServerIndex`, through qdrant-client).
 
->>> index = QdrantIndex.open(settings.qdrant, settings.qdrant_path, "all-MiniLM-L6-v2", 384)
+Hybrid search fuses the dense and the sparse candidates (distribution-based score fusion
+by default), weighting them per query.
+
+>>> schema = IndexSchema.single("all-MiniLM-L6-v2", 384)
+>>> index = open_index(settings.qdrant, settings.index_path, schema)
 >>> hits = index.query(dense, sparse, SearchFilter(week=date(2024, 7, 8)), limit=10)
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from itertools import groupby
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import httpx
-from pydantic import ValidationError
-from qdrant_client import QdrantClient, models
-from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-from assistant.errors import ConfigError, IndexUnavailableError
+from assistant.errors import IndexDamagedError
 from assistant.fusion import Fusion, fuse
 from assistant.models import Chunk
 from assistant.settings import QdrantSettings
 from assistant.sparse import SparseVector
-
-log = logging.getLogger(__name__)
 
 DENSE = "dense"
 SPARSE = "sparse"
 SPARSE_SCHEME = "paperbot-bm25-v1"
 PROBE_TIMEOUT = 2.0  # seconds a readiness check waits for the server
 PAYLOAD_INDEXES = ("paper_id", "weeks", "categories", "content_hash")  # keyword filters
+UPSERT_BATCH = 256  # points a write request (about 2.5 MB of JSON at 384 dimensions)
 _POINT_NAMESPACE = uuid.UUID("5b0f7e4e-2d0c-4a5e-9a77-6f1f0d6c2b11")
 
 
@@ -51,6 +46,103 @@ class SearchMode(StrEnum):
     HYBRID = "hybrid"
     DENSE = "dense"
     SPARSE = "sparse"
+
+
+@dataclass(frozen=True)
+class DenseVector:
+    """One named dense vector of every passage, and the embedding model that fills it.
+
+    `dimension` may be a callable, asked only when the index must be created (so opening
+    an existing index does not load the embedding model).
+    """
+
+    name: str
+    model: str
+    dimension: int | Callable[[], int] = field(compare=False)
+
+    def size(self) -> int:
+        return self.dimension() if callable(self.dimension) else self.dimension
+
+
+@dataclass(frozen=True)
+class IndexSchema:
+    """What the index stores per passage: its named dense vectors (each with its model)
+    and the sparse vector. This is the one place that names them; the record it writes
+    with the index is how a later start knows which models built it.
+
+    The first dense vector is the one queries use. A second model (a multilingual one, say)
+    is a second `DenseVector` in `Runtime.index_schema`: both engines create every named
+    vector of the schema and record each one's model; `IndexedChunk` and `query` then need a
+    vector per name (today they carry the primary one). An index recorded without the new
+    vector is refused with the rebuild message (`mismatch`), so `paperbot index rebuild`
+    fills it.
+    """
+
+    dense: tuple[DenseVector, ...]
+    sparse: str = SPARSE
+    sparse_scheme: str = SPARSE_SCHEME
+
+    @classmethod
+    def single(cls, model: str, dimension: int | Callable[[], int]) -> IndexSchema:
+        """The schema of one embedding model in the `dense` vector (today's default)."""
+        return cls((DenseVector(DENSE, model, dimension),))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> IndexSchema:
+        """The schema an index's model record describes (to copy an index as it is)."""
+        named = record.get("dense_vectors")
+        if not isinstance(named, dict) or not named:
+            named = {DENSE: {"model": record.get("embedding_model"), "dimension": 0}}
+        dense = tuple(
+            DenseVector(str(name), str(v.get("model")), int(v.get("dimension") or 0))
+            for name, v in named.items()
+        )
+        return cls(dense, sparse_scheme=str(record.get("sparse")))
+
+    @property
+    def primary(self) -> DenseVector:
+        return self.dense[0]
+
+    def record(self) -> dict[str, Any]:
+        """The model record stored with the index. The flat keys describe the primary
+        vector, as collections written before named-vector records did."""
+        primary = self.primary
+        return {
+            "embedding_model": primary.model,
+            "dimension": primary.size(),
+            "sparse": self.sparse_scheme,
+            "dense_vectors": {
+                v.name: {"model": v.model, "dimension": v.size(), "distance": "cosine"}
+                for v in self.dense
+            },
+        }
+
+    def mismatch(self, record: Mapping[str, Any] | None) -> str | None:
+        """Why an index with this `record` cannot serve this schema, or None if it can."""
+        record = record or {}
+        built = recorded_models(record)
+        for vector in self.dense:
+            if built.get(vector.name) != vector.model:
+                return (
+                    f"The index was built with embedding model {built.get(vector.name)!r} "
+                    f"(vector {vector.name!r}), but {vector.model!r} is configured. Run "
+                    "`paperbot index rebuild` to re-embed every paper, or set "
+                    "PAPERBOT_EMBEDDING_MODEL back."
+                )
+        if record.get("sparse") != self.sparse_scheme:
+            return (
+                f"The index holds sparse vectors of scheme {record.get('sparse')!r}, this "
+                f"version writes {self.sparse_scheme!r}: run `paperbot index rebuild`."
+            )
+        return None
+
+
+def recorded_models(record: Mapping[str, Any]) -> dict[str, str | None]:
+    """Dense vector name -> the model a record says built it."""
+    named = record.get("dense_vectors")
+    if isinstance(named, dict):
+        return {str(k): (v.get("model") if isinstance(v, dict) else None) for k, v in named.items()}
+    return {DENSE: record.get("embedding_model")}
 
 
 @dataclass(frozen=True)
@@ -69,11 +161,14 @@ class IndexedChunk:
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restrict a query to some papers, a week (its start date) or categories."""
+    """Restrict a query (or a count) to some papers, a week (its start date), categories,
+    one version of the passages (`content_hash`), or leave some papers out."""
 
     paper_ids: tuple[str, ...] = ()
     week: date | None = None
     categories: tuple[str, ...] = ()
+    content_hash: str | None = None
+    exclude_paper_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,268 +208,49 @@ class VectorIndex(Protocol):
         sparse candidates with `fusion`, weighting them by `weights` (dense, sparse)."""
         ...
 
-    def count(self) -> int:
-        """How many passages the index holds."""
+    def count(self, where: SearchFilter | None = None) -> int:
+        """How many passages the index holds (that match `where`)."""
+        ...
+
+    def optimize(self) -> None:
+        """After a bulk write: make searches fast again (the embedded engine merges its
+        segments and builds its search graphs; a server does this by itself)."""
         ...
 
     def close(self) -> None:
-        """Release the index (the embedded engine holds a folder lock until then)."""
+        """Release the index (the embedded engine holds its folder until then)."""
         ...
+
+
+class OpenIndex(VectorIndex, Protocol):
+    """An opened index, as the process that owns it sees it."""
+
+    def ping(self, timeout: float = PROBE_TIMEOUT) -> None:
+        """Ask the engine for a cheap answer within `timeout` seconds."""
+        ...
+
+
+def open_index(
+    settings: QdrantSettings, path: Path, schema: IndexSchema, holder: str = "paperbot"
+) -> OpenIndex:
+    """The Qdrant server at QDRANT_URL, else the embedded engine in the folder `path`
+    (`holder` names this process to others that find the folder in use)."""
+    if settings.url:
+        from assistant.index_server import ServerIndex
+
+        return ServerIndex.open(settings, schema)
+    from assistant.index_edge import EdgeIndex
+
+    return EdgeIndex.open(path, schema, holder)
 
 
 def point_id(paper_id: str, content_hash: str, ordinal: int) -> str:
     return str(uuid.uuid5(_POINT_NAMESPACE, f"{paper_id}/{content_hash}/{ordinal}"))
 
 
-class QdrantIndex:
-    """`VectorIndex` on Qdrant (embedded engine or server, the same code)."""
-
-    UPSERT_BATCH = 256  # points a request, about 2.5 MB of JSON at 384 dimensions
-
-    def __init__(self, client: QdrantClient, collection: str, server: bool = False) -> None:
-        self._client = client
-        self._collection = collection
-        self._server = server
-        # The embedded engine is plain Python with no locking of its own: one call at a time
-        # (connector threads search while the scheduler's digest build writes).
-        self._lock: threading.RLock | nullcontext[None] = (
-            nullcontext() if server else threading.RLock()
-        )
-
-    @classmethod
-    def open(
-        cls,
-        settings: QdrantSettings,
-        path: Path,
-        model_name: str,
-        dimension: int | Callable[[], int],
-    ) -> QdrantIndex:
-        """Connect, create the collection if needed, and check it was built by this model.
-
-        `dimension` may be a callable, asked only when the collection must be created (so
-        opening an existing index does not load the embedding model).
-        """
-        client = connect(settings, path)
-        index = cls(client, settings.collection, server=bool(settings.url))
-        try:
-            with qdrant_errors():
-                index.ensure_collection(model_name, dimension)
-        except BaseException:
-            client.close()
-            raise
-        return index
-
-    def ensure_collection(self, model_name: str, dimension: int | Callable[[], int]) -> None:
-        if self._client.collection_exists(self._collection):
-            meta = self._client.get_collection(self._collection).config.metadata or {}
-            built_with = meta.get("embedding_model")
-            if built_with != model_name or meta.get("sparse") != SPARSE_SCHEME:
-                raise ConfigError(
-                    f"The index was built with embedding model {built_with!r}, but "
-                    f"{model_name!r} is configured. Run `paperbot index rebuild` to re-embed "
-                    "every paper, or set PAPERBOT_EMBEDDING_MODEL back."
-                )
-            return
-        size = dimension() if callable(dimension) else dimension
-        try:
-            self._client.create_collection(
-                self._collection,
-                vectors_config={
-                    DENSE: models.VectorParams(size=size, distance=models.Distance.COSINE)
-                },
-                sparse_vectors_config={
-                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                },
-                metadata={
-                    "embedding_model": model_name,
-                    "dimension": size,
-                    "sparse": SPARSE_SCHEME,
-                },
-            )
-        except UnexpectedResponse as exc:  # 409: another replica created it first
-            if exc.status_code != 409 or not self._client.collection_exists(self._collection):
-                raise
-            self.ensure_collection(model_name, dimension)  # check the model it recorded
-            return
-        if self._server:  # the embedded engine ignores payload indexes (and warns)
-            create_payload_indexes(self._client, self._collection)
-
-    def upsert(self, items: Sequence[IndexedChunk]) -> None:
-        """Write passages in requests of about `UPSERT_BATCH` points; a paper's passages
-        always go in one request, so a failure never leaves a paper half written."""
-        for batch in _by_paper(items, self.UPSERT_BATCH):
-            points = [
-                models.PointStruct(
-                    id=point_id(i.chunk.paper_id, i.content_hash, i.chunk.ordinal),
-                    vector={
-                        DENSE: i.dense,
-                        SPARSE: models.SparseVector(
-                            indices=i.sparse.indices, values=i.sparse.values
-                        ),
-                    },
-                    payload=_payload(i),
-                )
-                for i in batch
-            ]
-            with self._lock:
-                self._client.upsert(self._collection, points=points, wait=True)
-
-    def delete_stale(self, paper_id: str, keep_hash: str | None) -> None:
-        must_not = [] if keep_hash is None else [_match("content_hash", keep_hash)]
-        selector = models.FilterSelector(
-            filter=models.Filter(must=[_match("paper_id", paper_id)], must_not=must_not)
-        )
-        with self._lock:
-            self._client.delete(self._collection, points_selector=selector, wait=True)
-
-    def query(
-        self,
-        dense: list[float],
-        sparse: SparseVector,
-        where: SearchFilter,
-        limit: int,
-        mode: SearchMode = SearchMode.HYBRID,
-        prefetch: int = 50,
-        weights: tuple[float, float] = (1.0, 1.0),
-        fusion: Fusion = Fusion.DBSF,
-    ) -> list[ChunkHit]:
-        flt = _filter(where)
-        sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
-        requests = []
-        if mode is not SearchMode.SPARSE and dense:
-            requests.append(self._request(dense, DENSE, flt, limit, prefetch, mode))
-        if mode is not SearchMode.DENSE and sparse.indices:
-            requests.append(self._request(sparse_query, SPARSE, flt, limit, prefetch, mode))
-        if not requests:
-            return []
-        with self._lock:
-            responses = self._client.query_batch_points(self._collection, requests=requests)
-        lists = [[_hit(p, dense) for p in r.points] for r in responses]
-        if len(lists) == 1:
-            return lists[0][:limit]
-        return _fused(lists, weights, fusion)[:limit]
-
-    @staticmethod
-    def _request(
-        query: list[float] | models.SparseVector,
-        using: str,
-        flt: models.Filter | None,
-        limit: int,
-        prefetch: int,
-        mode: SearchMode,
-    ) -> models.QueryRequest:
-        return models.QueryRequest(
-            query=query,
-            using=using,
-            filter=flt,
-            limit=prefetch if mode is SearchMode.HYBRID else limit,
-            with_payload=True,
-            with_vector=[DENSE],
-        )
-
-    def count(self) -> int:
-        with self._lock:
-            return int(self._client.count(self._collection, exact=True).count)
-
-    def ping(self, timeout: float = PROBE_TIMEOUT) -> None:
-        """Ask the server for a cheap answer within `timeout` seconds (the embedded
-        engine, being in this process, always answers)."""
-        if self._server:
-            seconds = max(1, math.ceil(timeout))  # qdrant-client takes whole seconds
-            self._client.count(self._collection, exact=False, timeout=seconds)
-
-    def close(self) -> None:
-        self._client.close()
-
-
-@contextmanager
-def qdrant_errors() -> Iterator[None]:
-    """Turn Qdrant transport failures (unreachable, timed out, 5xx, 429, unreadable answer,
-    a missing collection) into `IndexUnavailableError`, and a refused API key into
-    `ConfigError`; other errors (a bad request is a bug) pass unchanged."""
-    try:
-        yield
-    except ResponseHandlingException as exc:
-        source = exc.source
-        if isinstance(source, httpx.TimeoutException):
-            reason = "timed out"
-        elif isinstance(source, ValidationError):
-            reason = "gave an unreadable answer"
-        else:
-            reason = "unreachable"
-        raise _unavailable(reason) from exc
-    except json.JSONDecodeError as exc:  # a proxy's error page, say
-        raise _unavailable("gave an unreadable answer") from exc
-    except ResourceExhaustedResponse as exc:
-        raise _unavailable("overloaded") from exc
-    except UnexpectedResponse as exc:
-        status = exc.status_code or 0
-        if status in (401, 403):
-            raise ConfigError(
-                f"The Qdrant server refused the request (HTTP {status}): set QDRANT_API_KEY "
-                "to the server's API key."
-            ) from exc
-        if status == 404:
-            log.error(
-                "the collection is missing on the Qdrant server: run `paperbot index rebuild` "
-                "or `paperbot index migrate` (%s)",
-                exc,
-            )
-            raise _unavailable("has no collection") from exc
-        if status >= 500 or status in (408, 429) or not status:
-            raise _unavailable(f"answered HTTP {status}") from exc
-        raise
-
-
-def _unavailable(reason: str) -> IndexUnavailableError:
-    return IndexUnavailableError(
-        f"The paper index is unavailable right now (Qdrant server {reason}); try again in a minute."
-    )
-
-
-def connect(settings: QdrantSettings, path: Path) -> QdrantClient:
-    """A Qdrant client for the server at QDRANT_URL, else the embedded engine at `path`."""
-    if settings.url:
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        return QdrantClient(
-            url=settings.url,
-            api_key=key,
-            timeout=max(1, math.ceil(settings.timeout)),  # whole seconds; 0 would mean none
-            check_compatibility=False,
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        return QdrantClient(path=str(path))
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise
-        raise IndexUnavailableError(
-            f"The embedded index at {path} is in use by another paperbot process (probably "
-            "`paperbot serve`). The embedded engine allows one process at a time: stop that "
-            "process and retry, or run a Qdrant server (docker compose up qdrant) and set "
-            "QDRANT_URL so that several processes can share it."
-        ) from exc
-
-
-def create_payload_indexes(client: QdrantClient, collection: str) -> None:
-    """Index the payload fields searches filter on (a Qdrant server only; harmless again)."""
-    for field in PAYLOAD_INDEXES:
-        client.create_payload_index(collection, field, models.PayloadSchemaType.KEYWORD)
-
-
-def drop_collection(settings: QdrantSettings, path: Path) -> None:
-    """Delete the collection, whatever model built it (before `paperbot index rebuild`)."""
-    client = connect(settings, path)
-    try:
-        with qdrant_errors():
-            if client.collection_exists(settings.collection):
-                client.delete_collection(settings.collection)
-    finally:
-        client.close()
-
-
-def _by_paper(items: Sequence[IndexedChunk], size: int) -> Iterator[list[IndexedChunk]]:
-    """`items` in batches of about `size`, never splitting one paper's run of passages."""
+def by_paper(items: Sequence[IndexedChunk], size: int) -> Iterator[list[IndexedChunk]]:
+    """`items` in batches of about `size`, never splitting one paper's run of passages
+    (so a failed write never leaves a paper half written)."""
     batch: list[IndexedChunk] = []
     for _, passages in groupby(items, key=lambda i: i.chunk.paper_id):
         run = list(passages)
@@ -386,28 +262,8 @@ def _by_paper(items: Sequence[IndexedChunk], size: int) -> Iterator[list[Indexed
         yield batch
 
 
-def _match(field: str, value: str) -> models.FieldCondition:
-    return models.FieldCondition(key=field, match=models.MatchValue(value=value))
-
-
-def _filter(where: SearchFilter) -> models.Filter | None:
-    must: list[models.Condition] = []
-    if where.paper_ids:
-        must.append(
-            models.FieldCondition(key="paper_id", match=models.MatchAny(any=list(where.paper_ids)))
-        )
-    if where.week:
-        must.append(_match("weeks", where.week.isoformat()))
-    if where.categories:
-        must.append(
-            models.FieldCondition(
-                key="categories", match=models.MatchAny(any=list(where.categories))
-            )
-        )
-    return models.Filter(must=must) if must else None
-
-
-def _payload(item: IndexedChunk) -> dict[str, Any]:
+def payload(item: IndexedChunk) -> dict[str, Any]:
+    """What a point carries besides its vectors."""
     chunk = item.chunk
     return {
         "paper_id": chunk.paper_id,
@@ -424,43 +280,44 @@ def _payload(item: IndexedChunk) -> dict[str, Any]:
     }
 
 
-def _fused(
+def hit_from_payload(
+    data: Mapping[str, Any] | None, score: float, similarity: float | None
+) -> ChunkHit:
+    """A search hit from a point's payload; a payload that is not one of ours (a damaged
+    index) raises IndexDamagedError."""
+    p = data or {}
+    try:
+        chunk = Chunk(
+            paper_id=str(p["paper_id"]),
+            ordinal=int(p["ordinal"]),
+            kind=p["kind"],
+            text=str(p["text"]),
+            section=p.get("section"),
+            page=p.get("page"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexDamagedError(
+            f"The index returned a passage it cannot read ({type(exc).__name__}: {exc}): "
+            "it is damaged. Run `paperbot index rebuild` to rebuild it from the stored "
+            "papers."
+        ) from exc
+    return ChunkHit(chunk, str(p.get("title", "")), p.get("url"), score, similarity)
+
+
+def fused(
     lists: Sequence[Sequence[ChunkHit]], weights: tuple[float, float], method: Fusion
 ) -> list[ChunkHit]:
-    by_key = {_key(h): h for hits in lists for h in hits}
+    """Merge best-first hit lists into one (see `assistant.fusion.fuse`); a hit keeps the
+    similarity any of the lists knew."""
+    by_key: dict[tuple[str, int], ChunkHit] = {}
+    for hits in lists:
+        for hit in hits:
+            known = by_key.get(_key(hit))
+            if known is None or known.similarity is None:
+                by_key[_key(hit)] = hit
     ranked = [[(_key(h), h.score) for h in hits] for hits in lists]
     return [replace(by_key[key], score=score) for key, score in fuse(ranked, weights, method)]
 
 
 def _key(hit: ChunkHit) -> tuple[str, int]:
     return (hit.chunk.paper_id, hit.chunk.ordinal)
-
-
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    norm = (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
-    return dot / norm if norm else 0.0
-
-
-def _hit(point: models.ScoredPoint, dense: list[float]) -> ChunkHit:
-    p = point.payload or {}
-    vectors = point.vector if isinstance(point.vector, dict) else {}
-    stored = vectors.get(DENSE)
-    similarity = None
-    if dense and isinstance(stored, list) and stored and isinstance(stored[0], float):
-        similarity = _cosine(dense, cast("list[float]", stored))
-    chunk = Chunk(
-        paper_id=p["paper_id"],
-        ordinal=int(p["ordinal"]),
-        kind=p["kind"],
-        text=p["text"],
-        section=p.get("section"),
-        page=p.get("page"),
-    )
-    return ChunkHit(
-        chunk=chunk,
-        title=p.get("title", ""),
-        url=p.get("url"),
-        score=point.score,
-        similarity=similarity,
-    )

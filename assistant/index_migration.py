@@ -6,7 +6,10 @@ embedded again. Running it again upserts the same points (it is idempotent), so 
 interrupted copy is finished by running the same command. At the end the copy is checked:
 the same number of points, and the same top hits for a few sample queries.
 
->>> report = migrate_index(embedded, server, "paperbot_chunks", "http://qdrant:6333")
+The copy is a scroll of the Edge shard and batched upserts to the server (Edge can restore
+a server's shard snapshot, but not write one).
+
+>>> report = migrate_index(edge_index, server_client, "paperbot_chunks", "http://qdrant:6333")
 >>> report.verified
 True
 """
@@ -18,17 +21,19 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import qdrant_edge as edge
 from qdrant_client import QdrantClient, models
 
-from assistant.errors import ConfigError, IndexUnavailableError, NotFoundError
-from assistant.index import DENSE, SPARSE, create_payload_indexes, qdrant_errors
+from assistant.errors import ConfigError, IndexUnavailableError
+from assistant.index_edge import EdgeIndex
+from assistant.index_server import create_payload_indexes, point_struct, qdrant_errors
 from assistant.ingest import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
 SAMPLE_QUERIES = 3  # points whose own vectors are used as the check's queries
 TOP_HITS = 5
-EXACT = models.SearchParams(exact=True)  # the embedded engine is always exact
+EXACT = models.SearchParams(exact=True)  # the check must not depend on an HNSW graph
 
 
 @dataclass
@@ -57,24 +62,21 @@ class MigrationReport:
 
 
 def migrate_index(
-    source: QdrantClient,
+    source: EdgeIndex,
     destination: QdrantClient,
     collection: str,
     destination_name: str,
     batch: int = 256,
     progress: Progress | None = None,
 ) -> MigrationReport:
-    """Copy `collection` from `source` to `destination` (named `destination_name` in
-    messages), `batch` points a request, then check the copy."""
+    """Copy the embedded index `source` to `collection` on `destination` (named
+    `destination_name` in messages), `batch` points a request, then check the copy."""
     started = time.perf_counter()
     try:
         with qdrant_errors():
-            metadata, vectors, sparse = _source_config(source, collection)
-            created = _prepare_destination(
-                destination, collection, destination_name, metadata, vectors, sparse
-            )
+            created = _prepare_destination(destination, collection, destination_name, source)
             copied, samples = _copy(source, destination, collection, batch, progress)
-            source_points = source.count(collection, exact=True).count
+            source_points = source.count()
             destination_points = destination.count(collection, exact=True).count
             matching = sum(_same_top_hits(source, destination, collection, p) for p in samples)
     except IndexUnavailableError as exc:
@@ -95,26 +97,11 @@ def migrate_index(
     )
 
 
-def _source_config(source: QdrantClient, collection: str) -> tuple[dict[str, Any], Any, Any]:
-    """The embedded collection's metadata, dense and sparse vector configuration."""
-    if not source.collection_exists(collection):
-        raise NotFoundError(
-            f"The embedded index has no collection {collection!r}: nothing to migrate. "
-            "Ingest papers first, or check QDRANT_COLLECTION and PAPERBOT_DATA_DIR."
-        )
-    config = source.get_collection(collection).config
-    return dict(config.metadata or {}), config.params.vectors, config.params.sparse_vectors
-
-
 def _prepare_destination(
-    destination: QdrantClient,
-    collection: str,
-    name: str,
-    metadata: dict[str, Any],
-    vectors: Any,
-    sparse: Any,
+    destination: QdrantClient, collection: str, name: str, source: EdgeIndex
 ) -> bool:
     """Create the collection on the server (True), or check the one there matches."""
+    metadata = source.record()
     created = False
     if destination.collection_exists(collection):
         there = destination.get_collection(collection).config
@@ -133,8 +120,17 @@ def _prepare_destination(
                 "QDRANT_COLLECTION to another name, or delete that collection on the server."
             )
     else:
+        schema = source.schema
         destination.create_collection(
-            collection, vectors_config=vectors, sparse_vectors_config=sparse, metadata=metadata
+            collection,
+            vectors_config={
+                v.name: models.VectorParams(size=v.size(), distance=models.Distance.COSINE)
+                for v in schema.dense
+            },
+            sparse_vectors_config={
+                schema.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)
+            },
+            metadata=metadata,
         )
         created = True
     create_payload_indexes(destination, collection)  # again, in case a run stopped there
@@ -142,64 +138,56 @@ def _prepare_destination(
 
 
 def _copy(
-    source: QdrantClient,
+    source: EdgeIndex,
     destination: QdrantClient,
     collection: str,
     batch: int,
     progress: Progress | None,
-) -> tuple[int, list[models.Record]]:
+) -> tuple[int, list[models.PointStruct]]:
     """Upsert every point, `batch` at a time; return the count and a few sample points."""
     progress = progress or NullProgress()
-    total = source.count(collection, exact=True).count
+    total = source.count()
     progress.begin(f"copying {collection}", total)
     wanted = {0, total // 2, total - 1} if total else set()
-    samples: list[models.Record] = []
+    samples: list[models.PointStruct] = []
     copied = 0
-    offset: Any = None
-    while True:
-        records, offset = source.scroll(
-            collection, limit=batch, offset=offset, with_payload=True, with_vectors=True
-        )
-        if records:
-            points = [
-                models.PointStruct(id=r.id, vector=r.vector, payload=r.payload) for r in records
-            ]
-            destination.upsert(collection, points=points, wait=True)
-        samples += [r for i, r in enumerate(records, start=copied) if i in wanted]
-        copied += len(records)
-        progress.advance(len(records))
-        if offset is None:
-            return copied, samples[:SAMPLE_QUERIES]
+    for records in source.records(batch):
+        points = [point_struct(r) for r in records]
+        destination.upsert(collection, points=points, wait=True)
+        samples += [p for i, p in enumerate(points, start=copied) if i in wanted]
+        copied += len(points)
+        progress.advance(len(points))
+    return copied, samples[:SAMPLE_QUERIES]
 
 
 def _same_top_hits(
-    source: QdrantClient, destination: QdrantClient, collection: str, point: models.Record
+    source: EdgeIndex, destination: QdrantClient, collection: str, point: models.PointStruct
 ) -> bool:
     """Whether a point's own dense and sparse vectors find the same top hits on both sides
-    (exact search on the server, so the check does not depend on its HNSW graph)."""
+    (exact search on both, so the check does not depend on either's HNSW graph)."""
     vectors = point.vector if isinstance(point.vector, dict) else {}
-    for using in (DENSE, SPARSE):
-        query = vectors.get(using)
-        if query is None:
-            continue
-        hits = [
-            client.query_points(
-                collection,
-                query=query,
-                using=using,
-                limit=TOP_HITS,
-                search_params=exact,
+    for using, query in vectors.items():
+        here = source.exact_top(_edge_vector(query), using, TOP_HITS)
+        there = [
+            (str(p.id), p.score)
+            for p in destination.query_points(
+                collection, query=query, using=using, limit=TOP_HITS, search_params=EXACT
             ).points
-            for client, exact in ((source, None), (destination, EXACT))
         ]
-        if _ranking(hits[0]) != _ranking(hits[1]):
-            found = [[(str(p.id), round(p.score, 4)) for p in side] for side in hits]
+        if _ranking(here) != _ranking(there):
+            found = [[(i, round(s, 4)) for i, s in side] for side in (here, there)]
             log.warning("a sample %s query found other top hits: %s here, %s there", using, *found)
             return False
     return True
 
 
-def _ranking(hits: list[models.ScoredPoint]) -> tuple[list[float], set[str]]:
+def _edge_vector(query: Any) -> Any:
+    if isinstance(query, models.SparseVector):
+        return edge.SparseVector(list(query.indices), list(query.values))
+    return query
+
+
+def _ranking(hits: list[tuple[str, float]]) -> tuple[list[float], set[str]]:
     """The scores, and the hits above the last score (ties there may be cut either way)."""
-    scores = [round(p.score, 4) for p in hits]
-    return scores, {str(p.id) for p, score in zip(hits, scores, strict=True) if score > scores[-1]}
+    scores = [round(score, 4) for _, score in hits]
+    return scores, {i for (i, _), score in zip(hits, scores, strict=True) if score > scores[-1]}

@@ -9,11 +9,10 @@ not embedded again, and a paper is re-indexed as a whole when they did.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -24,7 +23,6 @@ import httpx
 from assistant.chunking import chunk_pages, chunk_text
 from assistant.embedding import Embedder
 from assistant.errors import (
-    IndexUnavailableError,
     InvalidInputError,
     NotFoundError,
     SourceError,
@@ -32,13 +30,13 @@ from assistant.errors import (
 )
 from assistant.fulltext import download_pdf, extract_pages
 from assistant.ids import is_arxiv_key
-from assistant.index import IndexedChunk, VectorIndex
+from assistant.index import VectorIndex
+from assistant.indexing import IndexWriter
 from assistant.models import Chunk, Paper, PaperRecord, Problem
 from assistant.settings import ArxivSettings, IngestSettings
 from assistant.sources.arxiv_api import ArxivClient
 from assistant.sources.base import PaperSource
-from assistant.sparse import document_vector
-from assistant.state import IndexStatus, StateStore
+from assistant.state import StateStore
 from assistant.versions import VersionLog, fulltext_change
 
 log = logging.getLogger(__name__)
@@ -162,13 +160,14 @@ class Ingestor:
         progress = progress or NullProgress()
         report = IngestReport()
         progress.begin(f"ingesting {source.name}", total)
-        for window in _windows(source.read(), WINDOW):
-            touched = self._store_window(window, report)
-            if not offline:
-                self._enrich(touched, report)
-                self._fetch_fulltext(touched, report)
-            self._index_papers(touched, report)
-            progress.advance(len(window))
+        with self._writer(report) as writer:
+            for window in _windows(source.read(), WINDOW):
+                touched = self._store_window(window, report)
+                if not offline:
+                    self._enrich(touched, report)
+                    self._fetch_fulltext(touched, report)
+                writer.add(touched)
+                progress.advance(len(window))
         return report
 
     def enrich_pending(self, progress: Progress | None = None) -> IngestReport:
@@ -177,12 +176,13 @@ class Ingestor:
         report = IngestReport()
         pending = self._store.needing_enrichment()
         progress.begin("enriching from arXiv", len(pending))
-        for window in _windows(pending, WINDOW):
-            ids = [str(x) for x in window]
-            self._enrich(ids, report)
-            self._fetch_fulltext(ids, report)
-            self._index_papers(ids, report)
-            progress.advance(len(ids))
+        with self._writer(report) as writer:
+            for window in _windows(pending, WINDOW):
+                ids = [str(x) for x in window]
+                self._enrich(ids, report)
+                self._fetch_fulltext(ids, report)
+                writer.add(ids)
+                progress.advance(len(ids))
         return report
 
     def check_versions(
@@ -198,17 +198,18 @@ class Ingestor:
         ids = [p for p in paper_ids if is_arxiv_key(p)]
         started = datetime.now(UTC).isoformat(timespec="seconds")
         progress.begin("checking arXiv for new versions", len(ids))
-        for window in _windows(ids, WINDOW):
-            batch = [str(x) for x in window]
-            for item in self._arxiv.fetch(batch):
-                if isinstance(item, Problem):
-                    report.problems.append(item)
-                    continue
-                self._store.upsert_record(item)
-                report.enriched += 1
-            self._fetch_fulltext(batch, report)
-            self._index_papers(batch, report)
-            progress.advance(len(batch))
+        with self._writer(report) as writer:
+            for window in _windows(ids, WINDOW):
+                batch = [str(x) for x in window]
+                for item in self._arxiv.fetch(batch):
+                    if isinstance(item, Problem):
+                        report.problems.append(item)
+                        continue
+                    self._store.upsert_record(item)
+                    report.enriched += 1
+                self._fetch_fulltext(batch, report)
+                writer.add(batch)
+                progress.advance(len(batch))
         for update in self._versions.updates(since=started):
             report.new_versions += 1
             report.notes.append(
@@ -225,7 +226,8 @@ class Ingestor:
         chunks = self._pdf_chunks(paper_id, pdf)  # raises before anything changes
         self._store.replace_fulltext(paper_id, version or paper.version, chunks)
         report = IngestReport(fulltext=1)
-        self._index_papers([paper_id], report)
+        with self._writer(report) as writer:
+            writer.add([paper_id])
         return report
 
     def rebuild(self, progress: Progress | None = None) -> IngestReport:
@@ -235,10 +237,23 @@ class Ingestor:
         report = IngestReport()
         ids = [p.paper_id for p in self._store.papers()]
         progress.begin("re-indexing", len(ids))
-        for window in _windows(ids, WINDOW):
-            self._index_papers([str(x) for x in window], report)
-            progress.advance(len(window))
+        with self._writer(report) as writer:
+            for window in _windows(ids, WINDOW):
+                writer.add([str(x) for x in window])
+                progress.advance(len(window))
         return report
+
+    @contextmanager
+    def _writer(self, report: IngestReport) -> Iterator[IndexWriter]:
+        """An IndexWriter for one run: everything queued is written at the end, nothing
+        more after an error (what was stored but not indexed is indexed next run)."""
+        writer = IndexWriter(self._store, self._index, self._embedder, self.passages, report)
+        try:
+            yield writer
+        except BaseException:
+            writer.abandon()
+            raise
+        writer.close()
 
     # -- steps ---------------------------------------------------------------
 
@@ -335,54 +350,6 @@ class Ingestor:
         s = self._settings
         return chunk_pages(paper_id, pages, s.chunk_words, s.chunk_overlap)
 
-    def _index_papers(self, paper_ids: Sequence[str], report: IngestReport) -> None:
-        pending: list[tuple[Paper, list[Chunk], str, IndexStatus]] = []
-        for paper in self._store.papers(paper_ids=paper_ids):
-            chunks = self.passages(paper)
-            digest = content_hash(paper, chunks)
-            status = self._store.index_status(paper.paper_id)
-            if status.content_hash == digest and status.embed_model == self._embedder.name:
-                continue
-            pending.append((paper, chunks, digest, status))
-        if not pending:
-            return
-        texts = [embedding_text(p, c) for p, chunks, _, _ in pending for c in chunks]
-        vectors = iter(self._embedder.embed(texts))
-        items = [
-            IndexedChunk(
-                chunk=c,
-                title=p.title,
-                url=p.url,
-                weeks=tuple(w.isoformat() for w in p.weeks),
-                categories=p.categories,
-                content_hash=digest,
-                dense=next(vectors),
-                sparse=document_vector(embedding_text(p, c)),
-            )
-            for p, chunks, digest, _ in pending
-            for c in chunks
-        ]
-        self._store.mark_pending({p.paper_id: digest for p, _, digest, _ in pending})
-        try:
-            # New passages go in before old ones go out: a paper is never missing from search.
-            self._index.upsert(items)
-            for paper, _, digest, status in pending:
-                if status.may_have_points:  # a new paper has nothing to clean up
-                    self._index.delete_stale(paper.paper_id, digest)
-        except IndexUnavailableError as exc:  # the papers stay pending: the next run redoes them
-            raise IndexUnavailableError(
-                f"{exc} {len(pending)} paper(s) were stored but not indexed yet: run the same "
-                "command again once the index is back."
-            ) from exc
-        self._store.record_indexed(
-            [
-                (p.paper_id, digest, self._embedder.name, len(chunks))
-                for p, chunks, digest, _ in pending
-            ]
-        )
-        report.indexed_papers += len(pending)
-        report.indexed_chunks += sum(len(chunks) for _, chunks, _, _ in pending)
-
     def passages(self, paper: Paper) -> list[Chunk]:
         """Every passage of a paper: abstract, list descriptions, then full text."""
         s = self._settings
@@ -422,24 +389,3 @@ class Ingestor:
                 )
             )
         return chunks
-
-
-def embedding_text(paper: Paper, chunk: Chunk) -> str:
-    """What is embedded for a passage: the paper's title gives every passage its context."""
-    if chunk.kind == "title":
-        return paper.title
-    heading = f" ({chunk.section})" if chunk.section and chunk.kind == "body" else ""
-    return f"{paper.title}{heading}: {chunk.text}"
-
-
-def content_hash(paper: Paper, chunks: Sequence[Chunk]) -> str:
-    """A digest of everything the index holds for a paper; unchanged digest, no re-embed."""
-    payload = {
-        "title": paper.title,
-        "url": paper.url,
-        "weeks": [w.isoformat() for w in paper.weeks],
-        "categories": list(paper.categories),
-        "chunks": [[c.ordinal, c.kind, c.section, c.page, c.text] for c in chunks],
-    }
-    encoded = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
-    return hashlib.sha256(encoded).hexdigest()[:32]

@@ -1,7 +1,7 @@
 """The composition root: builds every client once, from settings, and hands them down.
 
 Clients are built on first use, so `paperbot papers` never loads the embedding model
-and `paperbot stats` never opens the index.
+and never opens the index.
 
 >>> with Runtime(Settings()) as rt:
 ...     rt.searcher.search("LoRA")
@@ -10,6 +10,7 @@ and `paperbot stats` never opens the index.
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import date
 from functools import cached_property
 from types import TracebackType
@@ -17,6 +18,7 @@ from types import TracebackType
 import httpx
 
 from assistant.answering import Answerer
+from assistant.coalescing import CoalescingEmbedder
 from assistant.conversations import ConversationStore
 from assistant.core import Assistant
 from assistant.digest.builder import DigestBuilder
@@ -25,8 +27,12 @@ from assistant.digest.publisher import DigestPublisher
 from assistant.digest.service import DigestService
 from assistant.embedding import Embedder, build_embedder, rebuild_needed
 from assistant.errors import ConfigError, InvalidInputError
-from assistant.index import PROBE_TIMEOUT, QdrantIndex
-from assistant.ingest import Ingestor
+from assistant.index import PROBE_TIMEOUT, IndexSchema, OpenIndex, open_index
+from assistant.index_check import check_index
+from assistant.index_edge import EdgeIndex
+from assistant.index_folder import legacy_index
+from assistant.index_server import ServerIndex, drop_collection
+from assistant.ingest import Ingestor, IngestReport, NullProgress, Progress
 from assistant.llm import ChatModel, build_chat_model
 from assistant.names import NameLexicon
 from assistant.reconnecting_index import ReconnectingIndex
@@ -48,8 +54,10 @@ USER_AGENT = "paperbot/0.1 (+https://github.com/paperbot; research digest assist
 class Runtime:
     """Owns the clients of one process: state, embedder, index, HTTP, arXiv."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, process: str = "paperbot") -> None:
         self.settings = settings
+        self.process = process  # names this process to others that find the index in use
+        self._fresh_index = False  # the next open starts an empty index (a rebuild)
 
     def __enter__(self) -> Runtime:
         return self
@@ -83,23 +91,64 @@ class Runtime:
 
     @cached_property
     def index(self) -> ReconnectingIndex:
-        """The vector index; it connects on first use, and again after an outage, so a
-        Qdrant server that is down makes commands answer "unavailable", not crash."""
+        """The vector index; it opens on first use (checked against the stored papers when
+        embedded), and again after an outage, so a Qdrant server that is down or a damaged
+        embedded index makes commands answer why, not crash."""
         s = self.settings
-
-        def open_index() -> QdrantIndex:
-            self.check_embedding_model()
-            return QdrantIndex.open(
-                s.qdrant, s.qdrant_path, self.embedder.name, lambda: self.embedder.dimension
-            )
-
-        where = s.qdrant.url or str(s.qdrant_path)
+        where = s.qdrant.url or str(s.index_path)
         return ReconnectingIndex(
-            open_index,
+            self._open_index,
             where,
             retry_seconds=s.qdrant.retry_seconds,
             probe_timeout=min(PROBE_TIMEOUT, s.qdrant.timeout),
+            verify=None if s.qdrant.url else self._verify_index,
         )
+
+    @property
+    def index_schema(self) -> IndexSchema:
+        """The named vectors of every passage and the models that fill them."""
+        return IndexSchema.single(self.embedder.name, lambda: self.embedder.dimension)
+
+    def _open_index(self) -> OpenIndex:
+        s = self.settings
+        if not self._fresh_index:
+            self.check_embedding_model()
+            return open_index(s.qdrant, s.index_path, self.index_schema, self.process)
+        if s.qdrant.url:
+            drop_collection(s.qdrant)
+            return ServerIndex.open(s.qdrant, self.index_schema)
+        return EdgeIndex.create_empty(s.index_path, self.index_schema, self.process)
+
+    def _verify_index(self, index: OpenIndex) -> None:
+        if not self._fresh_index:
+            check_index(self.store, index).raise_if_bad()
+
+    def rebuild_index(self, progress: Progress | None = None) -> IngestReport:
+        """Empty the index and re-embed every stored paper into it, whatever state the
+        index was in (deleted, damaged, another model's, qdrant-client's local mode)."""
+        progress = progress or NullProgress()
+        self.index.close()
+        self._fresh_index = True
+        try:
+            self.index.count()  # takes the index (and its folder) before SQLite is touched
+        finally:
+            self._fresh_index = False
+        report = self.ingestor.rebuild(progress)
+        progress.begin("optimizing the index", None)
+        self.index.optimize()
+        check_index(self.store, self.index).raise_if_bad()
+        legacy = legacy_index(self.settings.data_dir)
+        if legacy is not None and not self.settings.qdrant.url:
+            shutil.rmtree(legacy)
+            report.notes.append(f"removed the index of an older paperbot at {legacy}")
+        return report
+
+    def check_index_first(self) -> None:
+        """Open the embedded index now, so that one that is damaged, outdated or in use
+        stops a command before it does any work (a Qdrant server that is down does not:
+        the command stores what it can, and the next run indexes it)."""
+        if not self.settings.qdrant.url:
+            self.index.opened()
 
     def index_ready(self) -> tuple[bool, str]:
         """(True, "ok") when the index answers right now, else (False, why); never raises.
@@ -154,7 +203,10 @@ class Runtime:
 
     @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(self.embedder, self.index, self.settings.search, names=self.names)
+        # searches arriving together share model calls for their query embeddings
+        return Searcher(
+            CoalescingEmbedder(self.embedder), self.index, self.settings.search, names=self.names
+        )
 
     @cached_property
     def conversations(self) -> ConversationStore:

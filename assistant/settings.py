@@ -110,7 +110,9 @@ class QdrantSettings(BaseSettings):
     model_config = _config("QDRANT_")
 
     url: str | None = Field(
-        None, description="Qdrant server URL (e.g. http://localhost:6333); unset = embedded."
+        None,
+        description="Qdrant server URL (e.g. http://localhost:6333); unset = the embedded "
+        "engine (Qdrant Edge) in the data dir.",
     )
     api_key: SecretStr | None = Field(None, description="Qdrant API key; secret.")
     collection: str = Field("paperbot_chunks", description="Collection holding the chunks.")
@@ -464,8 +466,9 @@ class Settings(BaseSettings):
         return self.data_dir / "paperbot.sqlite3"
 
     @property
-    def qdrant_path(self) -> Path:
-        return self.data_dir / "qdrant"
+    def index_path(self) -> Path:
+        """The embedded index's folder (Qdrant Edge), used when QDRANT_URL is unset."""
+        return self.data_dir / "index"
 
     def require_openai(self) -> OpenAISettings:
         if not self.openai.configured:

@@ -18,6 +18,7 @@ import unicodedata
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 K1 = 1.2
 B = 0.75
@@ -31,6 +32,10 @@ _CJK = (
 )
 _TOKENS = re.compile(rf"(?P<latin>[^\W_]+(?:[-'.+][^\W_]+)*)|(?P<cjk>[{_CJK}]+)")
 _CJK_RUN = re.compile(rf"[{_CJK}]+")
+_CJK_SPLIT = re.compile(rf"([{_CJK}]+)")
+# Words seen before are looked up, not derived again: text follows Zipf's law, so a
+# passage's words are mostly in the cache (each entry is a word and its few terms).
+WORD_CACHE = 1 << 16
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _STOPWORDS = frozenset(
     """a an and are as at be been but by can do does for from has have how i in into is it
@@ -72,22 +77,41 @@ def _cjk_terms(run: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """Split text into index terms (see the module docstring)."""
-    normalized = unicodedata.normalize("NFKC", text)
     terms: list[str] = []
-    for match in _TOKENS.finditer(normalized):
-        latin = match.group("latin")
-        if latin is None:
-            terms.extend(_cjk_terms(match.group("cjk")))
-            continue
-        # \w also matches CJK: split a mixed run at script changes.
-        for piece in re.split(rf"([{_CJK}]+)", latin):
-            if not piece:
-                continue
-            if _CJK_RUN.fullmatch(piece):
-                terms.extend(_cjk_terms(piece))
-            else:
-                terms.extend(_latin_terms(piece))
+    for latin, cjk in _TOKENS.findall(unicodedata.normalize("NFKC", text)):
+        terms.extend(_word_terms(latin) if latin else _cjk_terms(cjk))
     return terms
+
+
+@lru_cache(maxsize=WORD_CACHE)
+def _word_terms(word: str) -> tuple[str, ...]:
+    """The terms of one Latin token (\\w also matches CJK: a mixed run is split at
+    script changes)."""
+    terms: list[str] = []
+    for piece in _CJK_SPLIT.split(word):
+        if not piece:
+            continue
+        if _CJK_RUN.fullmatch(piece):
+            terms.extend(_cjk_terms(piece))
+        else:
+            terms.extend(_latin_terms(piece))
+    return tuple(terms)
+
+
+@lru_cache(maxsize=WORD_CACHE)
+def _word_indices(word: str) -> tuple[int, ...]:
+    return tuple(term_index(t) for t in _word_terms(word))
+
+
+def _term_indices(text: str) -> list[int]:
+    """`term_index` of each term of `tokenize(text)`, in order."""
+    indices: list[int] = []
+    for latin, cjk in _TOKENS.findall(unicodedata.normalize("NFKC", text)):
+        if latin:
+            indices.extend(_word_indices(latin))
+        else:
+            indices.extend(term_index(t) for t in _cjk_terms(cjk))
+    return indices
 
 
 def term_index(term: str) -> int:
@@ -105,8 +129,8 @@ class SparseVector:
 
 def document_vector(text: str) -> SparseVector:
     """BM25 term-frequency weights for a passage (IDF is applied by the index)."""
-    terms = tokenize(text)
-    counts = Counter(term_index(t) for t in terms)
+    terms = _term_indices(text)
+    counts = Counter(terms)
     norm = K1 * (1 - B + B * len(terms) / AVERAGE_LENGTH)
     indices = sorted(counts)
     values = [counts[i] * (K1 + 1) / (counts[i] + norm) for i in indices]
@@ -115,5 +139,5 @@ def document_vector(text: str) -> SparseVector:
 
 def query_vector(text: str) -> SparseVector:
     """One unit weight per distinct query term."""
-    indices = sorted({term_index(t) for t in tokenize(text)})
+    indices = sorted(set(_term_indices(text)))
     return SparseVector(indices, [1.0] * len(indices))

@@ -27,8 +27,10 @@ sys.path.insert(0, str(ROOT))
 from assistant.embedding import SentenceTransformerEmbedder  # noqa: E402
 from assistant.evaluation import Qrel, evaluate, load_qrels  # noqa: E402
 from assistant.fusion import Fusion  # noqa: E402
-from assistant.index import QdrantIndex, SearchMode  # noqa: E402
-from assistant.ingest import Ingestor, embedding_text  # noqa: E402
+from assistant.index import IndexSchema, SearchMode, open_index  # noqa: E402
+from assistant.index_edge import EdgeIndex  # noqa: E402
+from assistant.indexing import embedding_text  # noqa: E402
+from assistant.ingest import Ingestor  # noqa: E402
 from assistant.search import Searcher  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.sources.potw import PotwSource  # noqa: E402
@@ -50,7 +52,8 @@ class Stack:
         self.settings = Settings(data_dir=path)
         s = self.settings
         self.store = StateStore.open(s.state_path)
-        self.index = QdrantIndex.open(s.qdrant, s.qdrant_path, embedder.name, embedder.dimension)
+        schema = IndexSchema.single(embedder.name, embedder.dimension)
+        self.index = open_index(s.qdrant, s.index_path, schema, "bench")
         self.ingestor = Ingestor(self.store, self.index, embedder, s.ingest, s.arxiv)
         self.searcher = Searcher(embedder, self.index, s.search)
 
@@ -64,6 +67,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+# name -> (mode, fusion, fused in the engine rather than here with per-query weights)
+VARIANTS = {
+    "hybrid": (SearchMode.HYBRID, Fusion.DBSF, False),
+    "hybrid-rrf": (SearchMode.HYBRID, Fusion.RRF, False),
+    "hybrid-engine-dbsf": (SearchMode.HYBRID, Fusion.DBSF, True),
+    "hybrid-engine-rrf": (SearchMode.HYBRID, Fusion.RRF, True),
+    "dense": (SearchMode.DENSE, Fusion.DBSF, False),
+    "sparse": (SearchMode.SPARSE, Fusion.DBSF, False),
+}
+
+
 def retrieval(embedder: SentenceTransformerEmbedder) -> dict[str, object]:
     stack = Stack("retrieval", embedder)
     stack.ingestor.ingest(PotwSource.from_location(DATA / "corpus_potw.md"), offline=True)
@@ -74,13 +88,9 @@ def retrieval(embedder: SentenceTransformerEmbedder) -> dict[str, object]:
         groups[f"lang={q.tags.get('lang', '?')}"].append(q)
         groups[f"kind={q.tags.get('kind', '?')}"].append(q)
     results: dict[str, dict[str, object]] = {}
-    variants = {
-        "hybrid": (SearchMode.HYBRID, Fusion.DBSF),
-        "hybrid-rrf": (SearchMode.HYBRID, Fusion.RRF),
-        "dense": (SearchMode.DENSE, Fusion.DBSF),
-        "sparse": (SearchMode.SPARSE, Fusion.DBSF),
-    }
-    for name, (mode, fusion) in variants.items():
+    for name, (mode, fusion, in_engine) in VARIANTS.items():
+        if isinstance(stack.index, EdgeIndex):
+            stack.index.fusion_in_engine = in_engine
 
         def rank(query: str, m: SearchMode = mode, f: Fusion = fusion) -> list[str]:
             return [h.paper_id for h in stack.searcher.search(query, k=10, mode=m, fusion=f)]
@@ -165,7 +175,9 @@ def markdown(results: dict[str, object]) -> str:
         "its description (at most 25% shared content words), and Japanese questions naming a",
         "paper. Index: list descriptions and titles. `hybrid` is the default (dense + sparse,",
         "score-distribution fusion, dense weighted by the query's share of Latin letters);",
-        "`hybrid-rrf` is the same with reciprocal rank fusion (k=2).",
+        "`hybrid-rrf` is the same with reciprocal rank fusion (k=2). The `-engine-` rows fuse",
+        "in Qdrant Edge instead (one query, two prefetches): its DBSF takes no weights, its",
+        "RRF does.",
         "",
         "| mode | group | queries | Recall@1 | Recall@5 | Recall@10 | MRR@10 |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -173,7 +185,7 @@ def markdown(results: dict[str, object]) -> str:
     by_mode = r["by_mode"]
     groups = list(next(iter(by_mode.values())).keys())
     for group in groups:
-        for mode in ("hybrid", "hybrid-rrf", "dense", "sparse"):
+        for mode in VARIANTS:
             s = by_mode[mode][group]
             name = f"**{mode}**" if mode == "hybrid" else mode
             lines.append(
@@ -227,6 +239,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="ingest throughput runs")
     parser.add_argument("--repeats", type=int, default=2, help="latency passes over the queries")
+    parser.add_argument(
+        "--retrieval-only",
+        action="store_true",
+        help="measure retrieval quality only, print it, and leave docs/benchmarks.md alone",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     embedder = SentenceTransformerEmbedder()
@@ -237,6 +254,9 @@ def main() -> None:
         f"Python {platform.python_version()}",
     }
     results["retrieval"] = retrieval(embedder)
+    if args.retrieval_only:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
     results["ingest"] = ingest_throughput(embedder, args.rounds)
     results["latency"] = latency(embedder, args.repeats)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -15,7 +15,7 @@ import pytest
 
 from assistant.answering import Answer, Answerer, ungrounded_citations
 from assistant.embedding import SentenceTransformerEmbedder
-from assistant.index import QdrantIndex
+from assistant.index import IndexSchema, OpenIndex, open_index
 from assistant.ingest import Ingestor
 from assistant.search import Searcher
 from assistant.settings import Settings
@@ -116,22 +116,25 @@ def real_embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 
+def schema_of(embedder: FakeEmbedder | SentenceTransformerEmbedder) -> IndexSchema:
+    return IndexSchema.single(embedder.name, lambda: embedder.dimension)
+
+
 @pytest.fixture
-def index(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[QdrantIndex]:
-    idx = QdrantIndex.open(
-        settings.qdrant, settings.qdrant_path, fake_embedder.name, fake_embedder.dimension
-    )
+def index(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[OpenIndex]:
+    """The embedded index (Qdrant Edge) in the test's data dir."""
+    idx = open_index(settings.qdrant, settings.index_path, schema_of(fake_embedder), "pytest")
     yield idx
     idx.close()
 
 
 @pytest.fixture
 def ingestor(
-    store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder, settings: Settings
+    store: StateStore, index: OpenIndex, fake_embedder: FakeEmbedder, settings: Settings
 ) -> Ingestor:
     return Ingestor(store, index, fake_embedder, settings.ingest, settings.arxiv)
 
 
 @pytest.fixture
-def searcher(index: QdrantIndex, fake_embedder: FakeEmbedder, settings: Settings) -> Searcher:
+def searcher(index: OpenIndex, fake_embedder: FakeEmbedder, settings: Settings) -> Searcher:
     return Searcher(fake_embedder, index, settings.search)

@@ -22,7 +22,7 @@ from assistant.digest.publisher import DigestPublisher
 from assistant.digest.service import DigestService
 from assistant.embedding import SentenceTransformerEmbedder
 from assistant.errors import ConfigError
-from assistant.index import QdrantIndex
+from assistant.index import open_index
 from assistant.ingest import Ingestor
 from assistant.llm import build_chat_model
 from assistant.messages import IncomingMessage
@@ -32,7 +32,7 @@ from assistant.settings import Settings
 from assistant.sources.base import PaperSource
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, schema_of
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sources import RecordsSource
 
@@ -48,9 +48,7 @@ class Stack:
     def __init__(self, settings: Settings, embedder: SentenceTransformerEmbedder) -> None:
         self.settings = settings
         self.store = StateStore.open(settings.state_path)
-        self.index = QdrantIndex.open(
-            settings.qdrant, settings.qdrant_path, embedder.name, embedder.dimension
-        )
+        self.index = open_index(settings.qdrant, settings.index_path, schema_of(embedder))
         self.embedder = embedder
         self.conversations = ConversationStore(self.store, settings.answer.history_turns)
         self.searcher = Searcher(embedder, self.index, settings.search)

@@ -58,7 +58,7 @@ def test_ingest_potw_reports_counts_and_skipped_rows(
     assert report["new_papers"] == 16
     assert any("potw_sample.md:39" in p for p in report["problems"])  # type: ignore[union-attr]
     assert (data_dir / "paperbot.sqlite3").is_file()
-    assert (data_dir / "qdrant").is_dir()
+    assert (data_dir / "index" / "shard").is_dir()
 
 
 def test_ingest_potw_defaults_to_the_newest_week(
@@ -100,6 +100,10 @@ def test_search_many_queries_answers_one_line_per_query_in_order(
     assert [x.get("query") for x in lines] == ["FlashAttention-3", None, None, "weather diffusion"]
     assert "empty" in str(lines[1]["error"])
     assert lines[2]["line"] == 3
+    # each answer carries its wall time (tests/test_index_health.py: the model load is not in it)
+    times = [x["ms"] for x in lines if "results" in x]
+    assert len(times) == 2 and all(isinstance(t, float) and t > 0 for t in times)
+    assert all("ms" not in x for x in lines if "error" in x)
 
 
 def test_show_papers_and_stats(ingested: Path, capsys: pytest.CaptureFixture[str]) -> None:

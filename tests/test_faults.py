@@ -20,7 +20,8 @@ from assistant.cli import main
 from assistant.conversations import Scope
 from assistant.embedding import Embedder, SentenceTransformerEmbedder
 from assistant.errors import IndexUnavailableError
-from assistant.index import QdrantIndex
+from assistant.index import IndexSchema, OpenIndex
+from assistant.index_server import ServerIndex
 from assistant.ingest import Ingestor
 from assistant.messages import IncomingMessage
 from assistant.models import PaperRecord
@@ -152,9 +153,9 @@ def test_after_a_failure_calls_fail_fast_until_the_retry_time_but_readiness_chec
     settings.qdrant.url = qdrant.url
     now = [100.0]
 
-    def opener() -> QdrantIndex:
-        return QdrantIndex.open(
-            settings.qdrant, settings.qdrant_path, fake_embedder.name, fake_embedder.dimension
+    def opener() -> ServerIndex:
+        return ServerIndex.open(
+            settings.qdrant, IndexSchema.single(fake_embedder.name, fake_embedder.dimension)
         )
 
     index = ReconnectingIndex(opener, qdrant.url, retry_seconds=5, clock=lambda: now[0])
@@ -244,7 +245,7 @@ def index_by_paper(qdrant: FakeQdrantServer) -> dict[str, set[tuple[str, int]]]:
 def test_an_outage_mid_ingest_leaves_no_half_indexed_paper_and_the_next_run_completes_it(
     server_settings: Settings, qdrant: FakeQdrantServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(QdrantIndex, "UPSERT_BATCH", 4)  # several write requests
+    monkeypatch.setattr(ServerIndex, "UPSERT_BATCH", 4)  # several write requests
     qdrant.fail_next(1, status=503, operation="upsert", after=2)
     with FakeModelRuntime(server_settings) as rt:
         with pytest.raises(IndexUnavailableError, match="stored but not indexed"):
@@ -369,7 +370,7 @@ def test_an_unreasonable_retry_after_is_capped() -> None:
 
 
 def test_arxiv_throttling_mid_enrichment_is_waited_out_and_the_run_completes(
-    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder
+    settings: Settings, store: StateStore, index: OpenIndex, fake_embedder: FakeEmbedder
 ) -> None:
     sleeps = Sleeps()
     listed = RecordsSource([PaperRecord(p.arxiv_id, "potw", title=p.title) for p in PAPERS])

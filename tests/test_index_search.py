@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from assistant.errors import ConfigError, IndexUnavailableError, InvalidInputError
-from assistant.index import QdrantIndex, SearchFilter, SearchMode
+from assistant.index import (
+    DenseVector,
+    IndexSchema,
+    OpenIndex,
+    SearchFilter,
+    SearchMode,
+    open_index,
+)
+from assistant.index_edge import EdgeIndex
 from assistant.ingest import Ingestor
 from assistant.models import PaperRecord
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.potw import PotwSource
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, schema_of
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.sources import RecordsSource
 
@@ -95,24 +105,103 @@ def test_empty_and_oversized_queries_are_refused(
         searcher.search(query)
 
 
-def test_an_index_built_by_another_model_is_refused(settings: Settings, index: QdrantIndex) -> None:
+def test_an_index_built_by_another_model_is_refused(settings: Settings, index: OpenIndex) -> None:
     index.close()
     other = FakeEmbedder(name="another-model")
     with pytest.raises(ConfigError, match="paperbot index rebuild"):
-        QdrantIndex.open(settings.qdrant, settings.qdrant_path, other.name, other.dimension)
+        open_index(settings.qdrant, settings.index_path, schema_of(other))
 
 
 def test_a_second_process_on_the_embedded_index_gets_a_clear_message(
-    settings: Settings, index: QdrantIndex, fake_embedder: FakeEmbedder
+    settings: Settings, index: OpenIndex, fake_embedder: FakeEmbedder
 ) -> None:
-    with pytest.raises(IndexUnavailableError, match="QDRANT_URL"):
-        QdrantIndex.open(
-            settings.qdrant, settings.qdrant_path, fake_embedder.name, fake_embedder.dimension
-        )
+    with pytest.raises(IndexUnavailableError, match="QDRANT_URL") as refused:
+        open_index(settings.qdrant, settings.index_path, schema_of(fake_embedder), "other")
+    assert "`pytest`" in str(refused.value)  # the holder, by the name it gave
 
 
 def test_an_unreachable_qdrant_server_is_reported(settings: Settings, tmp_path: Path) -> None:
     settings.qdrant.url = "http://127.0.0.1:9"  # nothing listens on the discard port
     settings.qdrant.timeout = 1
     with pytest.raises(IndexUnavailableError, match="Qdrant server"):
-        QdrantIndex.open(settings.qdrant, tmp_path, "m", 8)
+        open_index(settings.qdrant, tmp_path, IndexSchema.single("m", 8))
+
+
+def test_searches_from_several_threads_run_while_an_ingest_writes(
+    loaded: Ingestor, searcher: Searcher, index: OpenIndex
+) -> None:
+    """No lock of ours around the embedded engine: it takes concurrent reads and writes."""
+    before = index.count()
+    more = [
+        PaperRecord(f"2402.{n:05d}", "arxiv", title=f"Made up {n}", abstract=f"kittens {n}")
+        for n in range(1, 401)
+    ]
+    found: list[str] = []
+    failures: list[BaseException] = []
+    writing = threading.Event()
+
+    def search_until_written() -> None:
+        while True:
+            try:
+                found.append(searcher.search("DeepSeek-V3 mixture-of-experts")[0].paper_id)
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+            if not writing.is_set():
+                return
+
+    writing.set()
+    threads = [threading.Thread(target=search_until_written) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    loaded.ingest(RecordsSource(more), offline=True)
+    writing.clear()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert len(found) >= 4 and set(found) == {"2412.19437"}
+    assert index.count() == before + 400
+
+
+def test_closing_the_index_while_threads_search_refuses_cleanly(
+    loaded: Ingestor, searcher: Searcher, index: OpenIndex
+) -> None:
+    """A search finishes, or is refused with a message; closing never breaks one midway
+    (close waits for the engine calls of searches in flight)."""
+    outcomes: list[str] = []
+
+    def search() -> None:
+        for _ in range(20):
+            try:
+                outcomes.append("found" if searcher.search("attention", k=20) else "empty")
+            except IndexUnavailableError as exc:
+                outcomes.append("refused" if "closed" in str(exc) else repr(exc))
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while not outcomes:
+        time.sleep(0.001)
+    index.close()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert set(outcomes) == {"found", "refused"} and len(outcomes) == 80
+
+
+def test_the_schema_names_every_dense_vector_and_its_model(tmp_path: Path) -> None:
+    """A second named dense vector (another model) is one more entry in the schema: the
+    engine creates it and records its model; an index without it is refused until rebuilt."""
+    one = IndexSchema.single("model-a", 8)
+    two = IndexSchema(
+        (DenseVector("dense", "model-a", 8), DenseVector("dense_multilingual", "model-b", 16))
+    )
+    index = EdgeIndex.open(tmp_path / "two", two, "pytest")
+    assert index.record()["dense_vectors"] == {
+        "dense": {"model": "model-a", "dimension": 8, "distance": "cosine"},
+        "dense_multilingual": {"model": "model-b", "dimension": 16, "distance": "cosine"},
+    }
+    assert IndexSchema.from_record(index.record()) == two
+    index.close()
+    EdgeIndex.open(tmp_path / "two", one, "pytest").close()  # the primary model matches
+    EdgeIndex.open(tmp_path / "one", one, "pytest").close()
+    with pytest.raises(ConfigError, match="paperbot index rebuild"):
+        EdgeIndex.open(tmp_path / "one", two, "pytest")

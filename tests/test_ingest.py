@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
-from assistant.errors import InvalidInputError
-from assistant.index import QdrantIndex, SearchFilter
+from assistant.errors import IndexUnavailableError, InvalidInputError
+from assistant.index import OpenIndex, SearchFilter
 from assistant.ingest import Ingestor
 from assistant.models import Listing, PaperRecord
 from assistant.search import Searcher
@@ -77,7 +77,7 @@ def arxiv_server() -> Iterator[FakeArxivServer]:
 def online_ingestor(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     embedder: FakeEmbedder,
     server: FakeArxivServer,
     http: httpx.Client,
@@ -105,7 +105,7 @@ def http() -> Iterator[httpx.Client]:
 
 
 def test_offline_ingest_stores_and_indexes_every_row(
-    ingestor: Ingestor, store: StateStore, index: QdrantIndex
+    ingestor: Ingestor, store: StateStore, index: OpenIndex
 ) -> None:
     report = ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
     assert report.records == 16
@@ -118,7 +118,7 @@ def test_offline_ingest_stores_and_indexes_every_row(
 
 
 def test_ingesting_the_same_list_again_adds_and_embeds_nothing(
-    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: QdrantIndex
+    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: OpenIndex
 ) -> None:
     ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
     embedded, points = fake_embedder.texts_embedded, index.count()
@@ -132,7 +132,7 @@ def test_ingesting_the_same_list_again_adds_and_embeds_nothing(
 def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -159,7 +159,7 @@ def test_online_ingest_enriches_from_arxiv_and_indexes_full_text(
 def test_a_new_arxiv_version_replaces_the_papers_passages(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -189,7 +189,7 @@ def test_a_new_arxiv_version_replaces_the_papers_passages(
 def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -214,7 +214,7 @@ def test_arxiv_down_still_ingests_from_the_list_and_enriches_later(
 def test_an_unreadable_pdf_is_recorded_and_the_paper_still_indexed(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -230,7 +230,7 @@ def test_an_unreadable_pdf_is_recorded_and_the_paper_still_indexed(
 
 
 def test_attaching_an_unreadable_pdf_changes_nothing(
-    ingestor: Ingestor, store: StateStore, index: QdrantIndex
+    ingestor: Ingestor, store: StateStore, index: OpenIndex
 ) -> None:
     ingestor.ingest(PotwSource.from_location(SAMPLE, week=WEEK), offline=True)
     points, status = index.count(), store.index_status("2407.08608")
@@ -291,7 +291,7 @@ def test_a_dump_with_a_truncated_line_ingests_the_rest(
 def test_a_passing_pdf_outage_is_retried_on_the_next_run(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     arxiv_server: FakeArxivServer,
     http: httpx.Client,
@@ -317,7 +317,7 @@ def test_a_passing_pdf_outage_is_retried_on_the_next_run(
 class CrashAfterUpsert:
     """An index that writes the passages, then dies (a process killed mid-ingest)."""
 
-    def __init__(self, index: QdrantIndex) -> None:
+    def __init__(self, index: OpenIndex) -> None:
         self._index = index
 
     def __getattr__(self, name: str) -> object:
@@ -331,7 +331,7 @@ class CrashAfterUpsert:
 def test_a_run_killed_mid_index_leaves_no_leftovers_after_the_next_run(
     settings: Settings,
     store: StateStore,
-    index: QdrantIndex,
+    index: OpenIndex,
     fake_embedder: FakeEmbedder,
     searcher: Searcher,
 ) -> None:
@@ -363,3 +363,71 @@ def test_a_run_killed_mid_index_leaves_no_leftovers_after_the_next_run(
     texts = [h.chunk.text for h in searcher.passages("words", 20)]
     assert texts == ["third words about parrots"]
     assert store.index_status("2401.00001").pending_hash is None
+
+
+# -- embedding in large batches, beside reading -------------------------------------------
+
+
+def listed_paper(number: int, description: str, week: date = WEEK) -> PaperRecord:
+    paper_id = f"2401.{number:05d}"
+    title = f"Made-up paper {number}"
+    return PaperRecord(paper_id, "potw", title=title, listing=Listing(week, 1, title, description))
+
+
+def test_passages_are_embedded_in_batches_larger_than_a_window(
+    ingestor: Ingestor, fake_embedder: FakeEmbedder, index: OpenIndex
+) -> None:
+    records = [listed_paper(n, f"words about topic {n}") for n in range(1, 601)]  # 3 windows
+    report = ingestor.ingest(RecordsSource(records), offline=True)
+    assert report.indexed_papers == 600 and index.count() == 600
+    assert fake_embedder.calls == [600]  # one call, not one per window of 256 rows
+
+
+def test_a_paper_listed_again_in_a_later_window_leaves_only_its_latest_passages(
+    ingestor: Ingestor, store: StateStore, index: OpenIndex, searcher: Searcher
+) -> None:
+    first = [listed_paper(n, f"filler words {n}") for n in range(1, 300)]
+    repeated = listed_paper(1, "kittens now", week=date(2024, 7, 15))  # a second listing
+    ingestor.ingest(RecordsSource([*first, repeated]), offline=True)
+    status = store.index_status("2401.00001")
+    paper = store.get_paper("2401.00001")
+    assert paper is not None and status.pending_hash is None
+    held = index.count(SearchFilter(paper_ids=("2401.00001",)))
+    assert held == status.chunk_count == len(ingestor.passages(paper)) == 2  # both listings
+    assert (
+        index.count(SearchFilter(paper_ids=("2401.00001",), content_hash=status.content_hash))
+        == held
+    )
+    assert index.count() == sum(
+        store.index_status(f"2401.{n:05d}").chunk_count for n in range(1, 300)
+    )
+
+
+class FailingEmbedder(FakeEmbedder):
+    """Fails on its `fail_at`-th call (an embeddings server that goes away)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+
+    def embed(self, texts: Sequence[str], role: str = "passage") -> list[list[float]]:
+        if len(self.calls) + 1 == self.fail_at:
+            self.calls.append(len(texts))
+            raise IndexUnavailableError("the embeddings server went away")
+        return super().embed(texts, role)
+
+
+def test_an_embedding_failure_mid_run_records_only_what_was_written(
+    settings: Settings, store: StateStore, index: OpenIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("assistant.indexing.EMBED_BATCH", 100)
+    embedder = FailingEmbedder(fail_at=2)
+    ingestor = Ingestor(store, index, embedder, settings.ingest, settings.arxiv)
+    records = [listed_paper(n, f"words about topic {n}") for n in range(1, 301)]
+    with pytest.raises(IndexUnavailableError, match="went away"):
+        ingestor.ingest(RecordsSource(records), offline=True)
+    indexed = store.stats()["indexed_papers"]
+    assert index.count() == indexed < 300  # nothing recorded that is not in the index
+    again = Ingestor(store, index, FakeEmbedder(), settings.ingest, settings.arxiv)
+    report = again.ingest(RecordsSource(records), offline=True)
+    assert report.indexed_papers == 300 - indexed and index.count() == 300

@@ -1,5 +1,6 @@
-"""A real `paperbot ingest` process killed with SIGKILL mid-index: nothing half-indexed is
-left for search to serve, and the next run completes the job without duplicates.
+"""A real `paperbot ingest` process killed with SIGKILL inside a write to the embedded
+index (Qdrant Edge): nothing half-indexed is left for search to serve, and the next run
+completes the job without duplicates (Edge's write-ahead log, and SQLite's pending marks).
 
 The reference is the same list ingested by an undisturbed run into another data dir: point
 ids are derived from (paper, content hash, passage number), so each paper's set of point ids
@@ -14,19 +15,19 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
+import qdrant_edge as edge
 
-from assistant.settings import QdrantSettings
 from bench.make_potw import make_potw
 from tests.conftest import ROOT
 
 ROWS_PER_WEEK = 10
-WEEKS = 40
+WEEKS = 40  # 400 papers of one passage each
+EMBED_BATCH = 128  # passages embedded and written together: 4 writes
+KILL_AT_WRITE = 2  # inside the second passage write (creating the index is not announced)
 
 
 def ingest_command(readme: Path) -> list[str]:
@@ -54,23 +55,22 @@ def indexed_papers(data: Path) -> int:
 
 
 def points_by_paper(data: Path) -> dict[str, set[str]]:
-    """Every point id in the embedded index, grouped by paper."""
-    client = QdrantClient(path=str(data / "qdrant"))
+    """Every point id in the embedded index, grouped by paper (loading the index as the
+    next run would: Edge replays its write-ahead log)."""
+    shard = edge.EdgeShard.load(str(data / "index" / "shard"))
     try:
         found: dict[str, set[str]] = defaultdict(set)
         offset = None
-        collection = QdrantSettings().collection
         while True:
-            points, offset = client.scroll(
-                collection, limit=500, offset=offset, with_payload=["paper_id"]
-            )
+            request = edge.ScrollRequest(offset=offset, limit=500, with_payload=["paper_id"])
+            points, offset = shard.scroll(request)
             for point in points:
                 assert point.payload is not None
                 found[str(point.payload["paper_id"])].add(str(point.id))
             if offset is None:
                 return dict(found)
     finally:
-        client.close()
+        shard.close()
 
 
 @pytest.mark.slow
@@ -91,23 +91,33 @@ def test_an_ingest_killed_mid_index_leaves_no_half_indexed_paper_and_resumes(
     assert len(expected) == total
 
     killed = tmp_path / "killed"
+    announce, announced = os.pipe()
     process = subprocess.Popen(
-        command,
-        env=environment(killed),
+        [sys.executable, "-m", "tests.announced_writes", *command[3:]],
+        env={
+            **environment(killed),
+            "PAPERBOT_TEST_WRITE_FD": str(announced),
+            "PAPERBOT_TEST_EMBED_BATCH": str(EMBED_BATCH),
+        },
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(announced,),
     )
-    deadline = time.monotonic() + 240
-    while indexed_papers(killed) < total // 4 and process.poll() is None:
-        assert time.monotonic() < deadline, "the ingest never got a quarter through"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
+    os.close(announced)
+    writes = 0
+    while writes < KILL_AT_WRITE:
+        byte = os.read(announce, 1)
+        assert byte, "the ingest ended before its write to be killed in"
+        writes += 1
+    process.send_signal(signal.SIGKILL)  # it is inside Edge's update now
+    os.close(announce)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, "killed while it was still working"
+    assert indexed_papers(killed) < total, "killed before SQLite recorded the last papers"
 
     left = points_by_paper(killed)
-    assert 0 < len(left) < total, "some papers, not all, made it before the kill"
+    assert len(left) > 0, "the papers of earlier writes made it before the kill"
     half_indexed = [p for p, ids in left.items() if ids != expected[p]]
     assert half_indexed == [], f"papers with some but not all of their passages: {half_indexed}"
 

@@ -25,7 +25,7 @@ from assistant.embedding import (
     configured_model,
     dot,
 )
-from assistant.index import ChunkHit, QdrantIndex
+from assistant.index import ChunkHit, IndexSchema, open_index
 from assistant.ingest import Ingestor
 from assistant.llm import build_chat_model
 from assistant.names import NameLexicon
@@ -63,8 +63,11 @@ class Stack:
     def __init__(self, settings: Settings, embedder: E5Embedder) -> None:
         self.settings = settings
         self.store = StateStore.open(settings.state_path)
-        self.index = QdrantIndex.open(
-            settings.qdrant, settings.qdrant_path, embedder.name, embedder.dimension
+        self.index = open_index(
+            settings.qdrant,
+            settings.index_path,
+            IndexSchema.single(embedder.name, lambda: embedder.dimension),
+            "pytest",
         )
         self.embedder = embedder
         Ingestor(self.store, self.index, embedder, settings.ingest, settings.arxiv).ingest(

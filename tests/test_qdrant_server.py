@@ -1,5 +1,6 @@
 """The Qdrant server path: qdrant-client's REST transport against the fake Qdrant server
-(the embedded engine behind Qdrant's HTTP API), compared with the embedded engine itself."""
+(qdrant-client's local mode behind Qdrant's HTTP API), compared with the embedded engine
+(Qdrant Edge); and `paperbot index migrate` from the embedded engine to a server."""
 
 from __future__ import annotations
 
@@ -13,20 +14,30 @@ from typing import Any
 
 import httpx
 import pytest
+import qdrant_edge as edge
 from pydantic import SecretStr
 from qdrant_client import QdrantClient
 from qdrant_client.models import PointStruct
 
 from assistant.cli import main
 from assistant.errors import ConfigError
-from assistant.index import DENSE, PAYLOAD_INDEXES, SPARSE, QdrantIndex, SearchMode
+from assistant.index import (
+    DENSE,
+    PAYLOAD_INDEXES,
+    SPARSE,
+    IndexSchema,
+    OpenIndex,
+    SearchMode,
+    open_index,
+)
+from assistant.index_server import ServerIndex
 from assistant.ingest import Ingestor
-from assistant.models import PaperRecord
+from assistant.models import PaperRecord, SearchHit
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, schema_of
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.qdrant_server import FakeQdrantServer
 from tests.fakes.sources import RecordsSource
@@ -38,7 +49,7 @@ QUERIES = ("DeepSeek-V3 mixture-of-experts", "fast exact attention on GPUs", "la
 @dataclass
 class Stack:
     store: StateStore
-    index: QdrantIndex
+    index: OpenIndex
     ingestor: Ingestor
     searcher: Searcher
 
@@ -50,15 +61,28 @@ def stack(data_dir: Path, url: str | None, embedder: FakeEmbedder) -> Iterator[S
     settings.qdrant.url = url
     settings.qdrant.timeout = 2
     store = StateStore.open(settings.state_path)
-    index = QdrantIndex.open(
-        settings.qdrant, settings.qdrant_path, embedder.name, embedder.dimension
-    )
+    index = open_index(settings.qdrant, settings.index_path, schema_of(embedder))
     ingestor = Ingestor(store, index, embedder, settings.ingest, settings.arxiv)
     try:
         yield Stack(store, index, ingestor, Searcher(embedder, index, settings.search))
     finally:
         index.close()
         store.close()
+
+
+def assert_same_results(got: list[SearchHit], want: list[SearchHit], tol: float = 1e-4) -> None:
+    """The same ranking, with scores equal to `tol`: two engines compute in their own
+    float order, so a score may differ in the 6th decimal, and papers whose scores tie
+    (to `tol`) may come in either order, or either side of the cut at k."""
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=tol)
+    start = 0
+    for end in range(1, len(want) + 1):
+        if end < len(want) and abs(want[end].score - want[end - 1].score) <= tol:
+            continue  # still in a run of tied scores
+        tied_at_cut = end == len(want) and end - start > 1
+        if not tied_at_cut:
+            assert {h.paper_id for h in got[start:end]} == {h.paper_id for h in want[start:end]}
+        start = end
 
 
 @pytest.fixture
@@ -79,9 +103,9 @@ def test_the_server_path_finds_what_the_embedded_engine_finds(
         assert server.index.count() == embedded.index.count() > 10
         for query in QUERIES:
             for mode in SearchMode:
-                want = [(h.paper_id, h.score) for h in embedded.searcher.search(query, mode=mode)]
-                got = [(h.paper_id, h.score) for h in server.searcher.search(query, mode=mode)]
-                assert got == want, (query, mode)
+                want = embedded.searcher.search(query, mode=mode)
+                got = server.searcher.search(query, mode=mode)
+                assert_same_results(got, want)
     used = {r.operation for r in qdrant.requests}
     assert {"create_collection", "create_payload_index", "upsert", "query_batch"} <= used
     assert "unknown" not in used
@@ -97,6 +121,13 @@ def test_a_server_collection_records_its_model_and_gets_payload_indexes(
         "embedding_model": fake_embedder.name,
         "dimension": fake_embedder.dimension,
         "sparse": "paperbot-bm25-v1",
+        "dense_vectors": {
+            "dense": {
+                "model": fake_embedder.name,
+                "dimension": fake_embedder.dimension,
+                "distance": "cosine",
+            }
+        },
     }
     assert set(qdrant.payload_indexes["paperbot_chunks"]) == {
         "paper_id",
@@ -152,7 +183,7 @@ def test_a_papers_passages_are_never_split_across_write_requests(
     fake_embedder: FakeEmbedder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(QdrantIndex, "UPSERT_BATCH", 3)
+    monkeypatch.setattr(ServerIndex, "UPSERT_BATCH", 3)
     with stack(tmp_path / "data", qdrant.url, fake_embedder) as server:
         server.ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
         total = server.index.count()
@@ -173,10 +204,10 @@ def test_the_api_key_is_sent_and_a_wrong_one_names_the_setting(
         settings.qdrant.url = qdrant.url
         settings.qdrant.api_key = SecretStr("wrong-key")
         with pytest.raises(ConfigError, match="QDRANT_API_KEY") as raised:
-            QdrantIndex.open(settings.qdrant, settings.qdrant_path, "m", 8)
+            ServerIndex.open(settings.qdrant, IndexSchema.single("m", 8))
         assert "wrong-key" not in str(raised.value)
         settings.qdrant.api_key = SecretStr("right-key")
-        QdrantIndex.open(settings.qdrant, settings.qdrant_path, "m", 8).close()
+        ServerIndex.open(settings.qdrant, IndexSchema.single("m", 8)).close()
         assert qdrant.requests[-1].api_key == "right-key"
 
 
@@ -220,16 +251,23 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_embedder: Fak
     return data_dir
 
 
+def edge_points(shard_path: Path) -> dict[str, tuple[Any, Any]]:
+    """Every point of an embedded index's shard (read with Edge directly)."""
+    shard = edge.EdgeShard.load(str(shard_path))
+    try:
+        records, _ = shard.scroll(
+            edge.ScrollRequest(limit=10_000, with_payload=True, with_vector=True)
+        )
+    finally:
+        shard.close()
+    return {str(r.id): (r.payload, r.vector) for r in records}
+
+
 def all_points(client: QdrantClient) -> dict[str, tuple[Any, Any]]:
     records, _ = client.scroll(
         "paperbot_chunks", limit=10_000, with_payload=True, with_vectors=True
     )
     return {str(r.id): (r.payload, r.vector) for r in records}
-
-
-def ranked(searcher: Searcher, query: str) -> list[tuple[float, str]]:
-    """Hits as (score, paper); equal scores in paper order (engines break ties their way)."""
-    return sorted((-h.score, h.paper_id) for h in searcher.search(query))
 
 
 def test_migrate_copies_the_embedded_index_so_the_server_answers_the_same(
@@ -248,12 +286,8 @@ def test_migrate_copies_the_embedded_index_so_the_server_answers_the_same(
     assert report["matching_queries"] == report["sample_queries"] == 3
     assert "copying paperbot_chunks" in err  # the progress bar, on stderr
 
-    local = QdrantClient(path=str(embedded / "qdrant"))
-    try:
-        want = all_points(local)
-        meta = local.get_collection("paperbot_chunks").config.metadata
-    finally:
-        local.close()
+    want = edge_points(embedded / "index" / "shard")
+    meta = json.loads((embedded / "index" / "index.json").read_text())
     remote = QdrantClient(url=qdrant.url, check_compatibility=False)
     try:
         got = all_points(remote)
@@ -262,16 +296,18 @@ def test_migrate_copies_the_embedded_index_so_the_server_answers_the_same(
     assert got.keys() == want.keys()  # the same point ids
     for point_id, (payload, vectors) in want.items():
         assert got[point_id][0] == payload
-        assert got[point_id][1][SPARSE] == vectors[SPARSE]
+        assert got[point_id][1][SPARSE].indices == vectors[SPARSE].indices
+        assert got[point_id][1][SPARSE].values == pytest.approx(vectors[SPARSE].values)
         assert got[point_id][1][DENSE] == pytest.approx(vectors[DENSE], abs=1e-6)
     assert qdrant.engine.get_collection("paperbot_chunks").config.metadata == meta
     assert set(qdrant.payload_indexes["paperbot_chunks"]) == set(PAYLOAD_INDEXES)
 
     # the migrated server, with the same SQLite state, finds what the embedded index found
     with stack(embedded, None, fake_embedder) as before:
-        want_hits = [ranked(before.searcher, q) for q in QUERIES]
+        want_hits = [before.searcher.search(q) for q in QUERIES]
     with stack(embedded, qdrant.url, fake_embedder) as after:
-        assert [ranked(after.searcher, q) for q in QUERIES] == want_hits
+        for query, hits in zip(QUERIES, want_hits, strict=True):
+            assert_same_results(after.searcher.search(query), hits)
         report = after.ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
         assert report.indexed_papers == 0  # nothing to re-embed
 

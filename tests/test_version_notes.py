@@ -20,7 +20,7 @@ from assistant.conversations import ConversationStore
 from assistant.digest.ledger import PostedRef
 from assistant.digest.markdown import render_update_markdown
 from assistant.digest.publisher import DigestPublisher
-from assistant.index import QdrantIndex
+from assistant.index import OpenIndex
 from assistant.ingest import Ingestor
 from assistant.models import PaperRecord
 from assistant.settings import Settings, SlackSettings
@@ -66,7 +66,7 @@ def arxiv() -> Iterator[FakeArxivServer]:
 
 @pytest.fixture
 def online(
-    settings: Settings, store: StateStore, index: QdrantIndex, fake_embedder: FakeEmbedder,
+    settings: Settings, store: StateStore, index: OpenIndex, fake_embedder: FakeEmbedder,
     arxiv: FakeArxivServer,
 ) -> Iterator[Ingestor]:  # fmt: skip
     settings.arxiv.api_url = arxiv.url

@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 
 from assistant.cli import demo, digest, index, ingest, read, serve  # noqa: F401  (registers)
-from assistant.cli.common import app, err, log
+from assistant.cli.common import COMMAND, app, command_words, err, log
 from assistant.cli.demo import SAMPLE_WEEK
 from assistant.errors import DataDirError, UserError
 from assistant.settings import load_settings
@@ -51,7 +51,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        args = list(argv) if argv is not None else sys.argv[1:]
+        COMMAND.set(command_words(args))
+        code = app(
+            args=args,
+            prog_name="paperbot",
+            standalone_mode=False,
+        )
     except UserError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)

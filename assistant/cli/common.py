@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import Annotated, Any
 
@@ -63,7 +64,8 @@ class RichProgress:
         self._task: Any = None
 
     def begin(self, stage: str, total: int | None) -> None:
-        if self._task is not None:
+        shown = [t for t in self._progress.tasks if t.id == self._task]
+        if shown and not shown[0].finished:  # a finished stage stays shown
             self._progress.update(self._task, visible=False)
         self._task = self._progress.add_task(stage, total=total)
 
@@ -97,9 +99,41 @@ def parse_week(value: str | None) -> date | None:
 @contextmanager
 def runtime() -> Iterator[Runtime]:
     settings = load_settings()
-    with Runtime(settings) as rt:
+    with Runtime(settings, process=command_name()) as rt:
         rt.store  # noqa: B018  (open the state first: an unusable data dir stops here)
         yield rt
+
+
+COMMAND: ContextVar[str] = ContextVar("paperbot_command", default="paperbot")
+"""The running command, e.g. "paperbot chat", set by `main` (recorded with the embedded
+index's lock, so that another command finding it in use can say which one holds it)."""
+
+GROUPS = ("ingest", "index", "eval", "digest")  # commands with subcommands
+
+
+def command_words(argv: Sequence[str]) -> str:
+    """The words naming a command, e.g. "paperbot index rebuild" for ["index", "rebuild",
+    "--json"]; never its arguments (a query or a file name may be private)."""
+    words = ["paperbot"]
+    for arg in argv:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+        if arg not in GROUPS or len(words) > 2:
+            break
+    return " ".join(words)
+
+
+def command_name() -> str:
+    return COMMAND.get()
+
+
+def optimize_index(rt: Runtime, bar: RichProgress, report: IngestReport) -> None:
+    """After a run that wrote passages: let the index merge segments and build its search
+    graphs (a no-op when little changed, and on a Qdrant server)."""
+    if report.indexed_chunks:
+        bar.begin("optimizing the index", None)
+        rt.index.optimize()
 
 
 def emit_json(data: Any) -> None:

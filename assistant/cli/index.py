@@ -13,6 +13,7 @@ from rich.table import Table
 
 from assistant.cli.common import (
     JsonOpt,
+    command_name,
     emit_json,
     err,
     eval_app,
@@ -24,19 +25,22 @@ from assistant.cli.common import (
 )
 from assistant.errors import ConfigError, NotFoundError
 from assistant.evaluation import evaluate, load_qrels
-from assistant.index import SearchMode, connect, drop_collection
+from assistant.index import SearchMode
+from assistant.index_edge import EdgeIndex
+from assistant.index_folder import IndexFolder, legacy_error, legacy_index
 from assistant.index_migration import MigrationReport, migrate_index
+from assistant.index_server import connect
 from assistant.settings import load_settings
 
 
 @index_app.command("rebuild")
 def index_rebuild(as_json: JsonOpt = False) -> None:
-    """Drop the vector index and re-embed every stored paper (after a model change)."""
+    """Rebuild the vector index from the stored papers (SQLite), whatever state it is in:
+    after a model change, a damaged or deleted index, or an index of an older paperbot."""
     with runtime() as rt:
-        drop_collection(rt.settings.qdrant, rt.settings.qdrant_path)
         started = time.perf_counter()
         with progress_bar() as bar:
-            report = rt.ingestor.rebuild(progress=bar)
+            report = rt.rebuild_index(progress=bar)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -54,9 +58,12 @@ def index_migrate(
     re-embedding; safe to run again. Then set QDRANT_URL to use the server."""
     settings = load_settings()
     qdrant = settings.qdrant
-    if not settings.qdrant_path.is_dir():
+    legacy = legacy_index(settings.data_dir)
+    if not IndexFolder(settings.index_path).has_shard():
+        if legacy is not None:
+            raise legacy_error(legacy)
         raise NotFoundError(
-            f"There is no embedded index at {settings.qdrant_path} to migrate "
+            f"There is no embedded index at {settings.index_path} to migrate "
             "(check PAPERBOT_DATA_DIR)."
         )
     key = qdrant.api_key
@@ -65,11 +72,9 @@ def index_migrate(
         if not value:
             raise ConfigError(f"--api-key-env {api_key_env}: that variable is not set.")
         key = SecretStr(value)
-    source = connect(qdrant.model_copy(update={"url": None}), settings.qdrant_path)
+    source = EdgeIndex.open_as_recorded(settings.index_path, command_name())
     try:
-        destination = connect(
-            qdrant.model_copy(update={"url": to_url, "api_key": key}), settings.qdrant_path
-        )
+        destination = connect(qdrant.model_copy(update={"url": to_url, "api_key": key}))
         try:
             with progress_bar() as bar:
                 report = migrate_index(

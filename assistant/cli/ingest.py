@@ -12,6 +12,7 @@ from assistant.cli.common import (
     JsonOpt,
     OfflineOpt,
     ingest_app,
+    optimize_index,
     parse_week,
     progress_bar,
     resolve_paper_id,
@@ -51,6 +52,7 @@ def ingest_potw(
     if week and all_weeks:
         raise InvalidInputError("Give --week or --all, not both.")
     with runtime() as rt:
+        rt.check_index_first()
         location = str(file) if file else (url or rt.settings.ingest.potw_url)
         source = PotwList.open(location, rt.list_documents)
         chosen = parse_week(week)
@@ -67,6 +69,7 @@ def ingest_potw(
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+            optimize_index(rt, bar, report)
         report.notes[:0] = source.notes
         show_report(report, as_json, time.perf_counter() - started)
 
@@ -80,9 +83,11 @@ def ingest_arxiv(
     for text in ids:
         parse_arxiv_id(text)  # a malformed ID stops the command before anything changes
     with runtime() as rt:
+        rt.check_index_first()
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(ArxivSource(rt.arxiv, ids), progress=bar, total=len(ids))
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -100,10 +105,12 @@ def ingest_arxiv_dump(
     if not file.is_file():
         raise NotFoundError(f"No such file: {file}")
     with runtime() as rt:
+        rt.check_index_first()
         source = ArxivDumpSource(file, limit=limit, categories=set(category or ()) or None)
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=not fulltext, progress=bar, total=limit)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -115,11 +122,13 @@ def ingest_list(
 ) -> None:
     """Ingest a plain list of arXiv IDs / paper URLs."""
     with runtime() as rt:
+        rt.check_index_first()
         source = IdListSource.from_location(file, http=rt.http)
         total = sum(1 for _ in source.read())
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.ingest(source, offline=offline, progress=bar, total=total)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -127,9 +136,11 @@ def ingest_list(
 def ingest_enrich(as_json: JsonOpt = False) -> None:
     """Fetch arXiv metadata and full text for papers ingested offline."""
     with runtime() as rt:
+        rt.check_index_first()
         started = time.perf_counter()
         with progress_bar() as bar:
             report = rt.ingestor.enrich_pending(progress=bar)
+            optimize_index(rt, bar, report)
         show_report(report, as_json, time.perf_counter() - started)
 
 
@@ -166,6 +177,7 @@ def ingest_pdf(
     if not file.is_file():
         raise NotFoundError(f"No such file: {file}")
     with runtime() as rt:
+        rt.check_index_first()
         started = time.perf_counter()
         report = rt.ingestor.attach_pdf(resolve_paper_id(rt, paper), file.read_bytes())
         show_report(report, as_json, time.perf_counter() - started)

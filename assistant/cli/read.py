@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -89,9 +90,14 @@ def search(
 
 
 def search_many(rt: Runtime, path: Path, k: int, where: SearchFilter, mode: SearchMode) -> None:
-    """One JSON line out per JSON line in; a bad line gets an error object, in order."""
+    """One JSON line out per JSON line in; a bad line gets an error object, in order.
+
+    Each answer carries `ms`: that query's wall time from text to results (embedding
+    included); loading the model and opening the index happen before the first line.
+    """
     if not path.is_file():
         raise NotFoundError(f"No such file: {path}")
+    rt.searcher.search("warm up", k=k, where=where, mode=mode)
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -100,11 +106,13 @@ def search_many(rt: Runtime, path: Path, k: int, where: SearchFilter, mode: Sear
                 query = json.loads(line)["query"]
                 if not isinstance(query, str):
                     raise TypeError("'query' must be a string")
+                started = time.perf_counter()
                 hits = rt.searcher.search(query, k=k, where=where, mode=mode)
+                ms = (time.perf_counter() - started) * 1000
             except (ValueError, KeyError, TypeError, UserError) as exc:
                 emit_json({"line": number, "error": str(exc)})
                 continue
-            emit_json({"query": query, "results": [hit_dict(h) for h in hits]})
+            emit_json({"query": query, "ms": round(ms, 2), "results": [hit_dict(h) for h in hits]})
 
 
 def paper_dict(paper: Paper) -> dict[str, Any]:
@@ -196,9 +204,10 @@ def stats(as_json: JsonOpt = False) -> None:
         data: dict[str, Any] = dict(rt.store.stats())
         data["schema_version"] = rt.store.schema_version
         data["data_dir"] = str(rt.settings.data_dir)
-        data["index"] = rt.settings.qdrant.url or str(rt.settings.qdrant_path)
+        data["index"] = rt.settings.qdrant.url or str(rt.settings.index_path)
         s = rt.settings
         data["embedding_model"] = configured_model(s.embedding, s.openai, s.digest.language)
+        data["index_passages"], data["index_status"] = index_status(rt)
         if as_json:
             emit_json(data)
             return
@@ -206,6 +215,17 @@ def stats(as_json: JsonOpt = False) -> None:
         for key, value in data.items():
             table.add_row(key.replace("_", " "), f"[bold]{value}[/]")
         out.print(table)
+
+
+def index_status(rt: Runtime) -> tuple[int | None, str]:
+    """What the index itself holds, and whether it matches the stored papers (or why it
+    cannot be asked: in use by another process, a server down, damaged)."""
+    try:
+        count = rt.index.count()
+    except UserError as exc:
+        return None, str(exc)
+    ok, reason = rt.index.ready()
+    return count, reason if ok else f"out of step: {reason}"
 
 
 @app.command("backup")

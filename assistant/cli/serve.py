@@ -12,7 +12,7 @@ import typer
 from assistant.cli.common import app, err, log, out, runtime
 from assistant.digest.publisher import DigestChannel
 from assistant.digest.schedule import ScheduleRunner, WeeklySchedule
-from assistant.errors import IndexUnavailableError, InvalidInputError
+from assistant.errors import IndexDamagedError, IndexUnavailableError, InvalidInputError
 from assistant.runtime import Runtime
 from connectors.console.digest import ConsoleDigestChannel
 
@@ -102,14 +102,21 @@ def run_service(
 
 def open_index(rt: Runtime) -> None:
     """Open the index before serving: the embedded one is this process's from now on, or
-    serve stops with the reason (another process holds it). A Qdrant server that does not
-    answer yet is no reason to stop: /readyz reports it until it does."""
-    ok, reason = rt.index_ready()
-    if ok:
+    serve stops with the reason (another process holds it, another model built it). An
+    index that needs a rebuild, or a Qdrant server that does not answer yet, is no reason
+    to stop: /readyz reports it until it is fixed (the damaged embedded index is left free
+    for `paperbot index rebuild` meanwhile)."""
+    try:
+        rt.index.opened()
+    except IndexDamagedError as exc:
+        announce(f"the index needs a rebuild, /readyz says so until then: {exc}")
         return
-    if not rt.settings.qdrant.url:
-        raise IndexUnavailableError(reason)
-    announce(f"the index is not ready yet ({reason}); /readyz says so until it is")
+    except IndexUnavailableError as exc:
+        if not rt.settings.qdrant.url:
+            raise
+        announce(f"the index is not ready yet ({exc}); /readyz says so until it is")
+        return
+    rt.index.optimize()  # segments written since the last optimisation (usually none)
 
 
 def warm_up(rt: Runtime) -> None:

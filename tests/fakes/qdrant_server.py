@@ -1,11 +1,14 @@
-"""A fake Qdrant server: real HTTP on 127.0.0.1, the embedded engine behind it.
+"""A fake Qdrant server: real HTTP on 127.0.0.1, qdrant-client's local mode behind it.
 
 It serves the part of Qdrant's REST API that qdrant-client's REST transport uses for
 paperbot's operations (collections, payload indexes, upsert, delete by filter or ids,
 query and query batch, scroll, count, retrieve, and `/`, `/readyz`, `/healthz`). Requests are parsed
-with qdrant-client's own REST models and run on the embedded engine (`QdrantLocal`),
-and answers are shaped like Qdrant's (`{"result": ..., "status": "ok", "time": ...}`), so
-the server code path of `QdrantIndex` runs for real without Docker.
+with qdrant-client's own REST models and run on qdrant-client's local mode (`QdrantLocal`,
+Qdrant's reference semantics in Python; the product no longer uses it, the embedded index is
+Qdrant Edge), and answers are shaped like Qdrant's (`{"result": ..., "status": "ok", "time":
+...}`), so the server code path of `ServerIndex` runs for real without Docker. Local mode
+rather than Edge behind it: it is independent of the engine the embedded path uses, so the
+tests comparing the two compare two engines.
 
 It records every request and can be told to misbehave: `down()` refuses connections
 (the data stays), `up()` listens again on the same port, `fail_next()` answers errors,
