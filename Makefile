@@ -44,6 +44,8 @@ bench: setup
 	$(BIN)/python bench/connectors.py
 	$(BIN)/python bench/slack_http.py
 	$(BIN)/python bench/interactions.py
+	$(BIN)/python bench/weekly.py
+	$(BIN)/python bench/multilingual.py
 	$(BIN)/python bench/soak.py
 
 clean:
