@@ -281,10 +281,10 @@ def test_a_list_file_too_big_to_be_a_list_is_refused(
     readme = tmp_path / "README.md"
     with readme.open("w") as f:
         f.write(POTW_HEAD + GOOD_ROW)
-        f.write(("padding " * 1000 + "\n") * 2_700)  # 21.6 MB
+        f.write(("padding " * 1000 + "\n") * 8_400)  # 67.2 MB
     code, _, err = run(capsys, "ingest", "potw", "--file", str(readme), "--all", "--offline")
     assert code == 2
-    assert "at most 20 MB" in err
+    assert "at most 64 MB" in err
     assert_short(err, lines=1)
 
 
