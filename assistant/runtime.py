@@ -47,6 +47,7 @@ from assistant.sources.potw_list import ListDocuments, PotwList
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
+NAMES_MAX_AGE = 5.0  # seconds between checks that the stored papers changed (names.py)
 
 USER_AGENT = "paperbot/0.1 (+https://github.com/paperbot; research digest assistant)"
 
@@ -199,6 +200,7 @@ class Runtime:
         return NameLexicon(
             lambda: ((p.paper_id, p.title, p.description or "") for p in store.papers()),
             store.catalog_version,
+            max_age=NAMES_MAX_AGE,
         )
 
     @cached_property

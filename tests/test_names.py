@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from assistant.names import (
@@ -118,3 +120,64 @@ def test_hyphenated_names_and_generic_acronyms_are_not_expanded() -> None:
     assert names.expand("Segment Anything SA-1B") == []  # part of a name
     assert names.expand("a small LM that writes code") == []  # two letters, four words
     assert names.expand("MoEの利点") == []  # an acronym of the trade
+
+
+def test_acronyms_are_looked_up_by_first_letter_with_the_same_results_as_a_full_scan() -> None:
+    """At 100k papers a scan of every phrase took ~3 s a query; the index by first letter
+    must find exactly what the scan finds, for every acronym the bench corpus can spell."""
+    from pathlib import Path
+
+    from assistant.models import PaperRecord
+    from assistant.names import _initials
+    from assistant.sources.potw import PotwSource
+
+    root = Path(__file__).resolve().parent.parent / "bench" / "data"
+    papers = [
+        (r.paper_id, r.title or "", (r.listing.description if r.listing else None) or "")
+        for name in ("corpus_potw.md", "corpus_extra.md")
+        for r in PotwSource.from_location(root / name).read()
+        if isinstance(r, PaperRecord)
+    ]
+    index = NameIndex.build(papers)
+    acronyms = {"".join(c[0][0] for c in _initials(p)).upper() for _, _, p in index.phrases}
+    acronyms |= {  # the same with a leading function word left out ("The ..." -> not T)
+        "".join(c[0][0] for c in _initials(p[1:])).upper()
+        for _, _, p in index.phrases
+        if len(p) > 3 and "" in _initials(p)[0]
+    }
+    acronyms |= {"IoA", "CFG", "RLOO", "ToT", "LLM2", "FA3"}
+    full = NameIndex.build(papers)
+    full.by_initial = {"": list(range(len(full.phrases)))}  # one bucket: a full scan
+
+    def scan(acronym: str) -> list[str]:
+        saved, full.by_initial = full.by_initial, {acronym[0].lower(): full.by_initial[""]}
+        try:
+            return full._find_acronym(acronym)
+        finally:
+            full.by_initial = saved
+
+    assert len(papers) > 400 and len(acronyms) > 300
+    assert any(index._match_acronym(a) for a in acronyms)
+    for acronym in sorted(a for a in acronyms if a):
+        assert index._match_acronym(acronym) == scan(acronym), acronym
+
+
+def test_the_catalog_version_is_asked_at_most_every_max_age_seconds() -> None:
+    asked: list[int] = []
+    version = [1]
+
+    def current() -> int:
+        asked.append(version[0])
+        return version[0]
+
+    papers = [("1", "Internet of Agents", "")]
+    lexicon = NameLexicon(lambda: list(papers), current, max_age=0.2)
+    assert lexicon().expand("IoAとは") == ["Internet of Agents"]
+    papers.append(("2", "Lookback Lens", "")), version.__setitem__(0, 2)
+    for _ in range(50):
+        lexicon()
+    assert len(asked) == 1  # searches within max_age do not ask
+    assert lexicon().expand("LLとは") == []  # not seen yet
+    time.sleep(0.25)
+    assert lexicon().expand("LLとは") == ["Lookback Lens"] and len(asked) == 2  # rebuilt
+    assert lexicon().papers == 2
