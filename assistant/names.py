@@ -282,12 +282,12 @@ def acronym_matches(acronym: str, words: Sequence[str], skips: int = 1) -> bool:
     return match(0, 0, 0)
 
 
-def _first_letters(phrase: Sequence[str]) -> set[str]:
-    """The letters an acronym of `phrase` may start with (see `acronym_matches`): the
-    first word's initials, and the next word's too while the words before it are function
-    words, which an acronym may leave out."""
+def _first_letters(options: Sequence[Sequence[str]]) -> set[str]:
+    """The letters an acronym of a phrase may start with, from its words' `_initials`
+    (see `acronym_matches`): the first word's initials, and the next word's too while the
+    words before it are function words, which an acronym may leave out."""
     letters: set[str] = set()
-    for choices in _initials(phrase):
+    for choices in options:
         letters.update(choice[0] for choice in choices if choice)
         if "" not in choices:
             break
@@ -348,6 +348,7 @@ class NameIndex:
     # the phrases an acronym's first letter may start (an index into `phrases`), and the
     # acronyms already resolved: a query scans a few hundred phrases, not every paper's
     by_initial: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    letters: list[frozenset[str]] = field(default_factory=list)  # per phrase: what it may spell
     acronyms: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
@@ -382,8 +383,10 @@ class NameIndex:
         for in_title, phrase in _phrases(title, description):
             if 2 <= len(phrase) <= 8 and tuple(phrase) not in seen:
                 seen.add(tuple(phrase))
-                for initial in _first_letters(phrase):
+                options = _initials(phrase)
+                for initial in _first_letters(options):
                     self.by_initial[initial].append(len(self.phrases))
+                self.letters.append(frozenset("".join(c for o in options for c in o)))
                 self.phrases.append((paper_id, in_title, phrase))
 
     def _add_word(self, candidate: _Candidate) -> None:
@@ -486,10 +489,13 @@ class NameIndex:
         if acronym.isdigit() or lower in _KNOWN_WORDS or lower in self.frequency:
             return []
         letters = len(acronym) - sum(c.isdigit() for c in acronym)
+        spelled = set(lower)  # every letter of an acronym is some word's initial(s)
         matches = [
             (paper_id, in_title, " ".join(phrase))
-            for paper_id, in_title, phrase in map(
-                self.phrases.__getitem__, self.by_initial.get(lower[0], ())
+            for paper_id, in_title, phrase in (
+                self.phrases[i]
+                for i in self.by_initial.get(lower[0], ())
+                if spelled <= self.letters[i]
             )
             if (in_title or letters >= 3)
             and len(phrase) >= letters - 1

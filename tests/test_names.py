@@ -148,6 +148,7 @@ def test_acronyms_are_looked_up_by_first_letter_with_the_same_results_as_a_full_
     acronyms |= {"IoA", "CFG", "RLOO", "ToT", "LLM2", "FA3"}
     full = NameIndex.build(papers)
     full.by_initial = {"": list(range(len(full.phrases)))}  # one bucket: a full scan
+    full.letters = [frozenset("abcdefghijklmnopqrstuvwxyz0123456789")] * len(full.phrases)
 
     def scan(acronym: str) -> list[str]:
         saved, full.by_initial = full.by_initial, {acronym[0].lower(): full.by_initial[""]}
