@@ -14,8 +14,6 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 
@@ -26,7 +24,7 @@ from assistant.errors import InvalidInputError, SourceError, SourceUnavailableEr
 from assistant.ids import abs_url, parse_arxiv_id, pdf_url
 from assistant.models import PaperRecord, Problem
 from assistant.settings import ArxivSettings
-from assistant.sources.base import SourceItem
+from assistant.sources.base import SourceItem, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -247,19 +245,7 @@ class ArxivClient:
     def _retry_after(self) -> float | None:
         response = self._session.last_response
         value = response.headers.get("Retry-After") if response is not None else None
-        if not value:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return retry_after_seconds(value)
 
 
 class ArxivSource:

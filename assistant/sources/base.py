@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -85,3 +87,21 @@ def _too_big(where: str, size: int | None, limit: int) -> str:
         f"{where} is {how_big}; a paper list is at most {limit / 2**20:,.0f} MB. "
         "Split it, or use `paperbot ingest arxiv-dump` for metadata dumps."
     )
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP Retry-After header as seconds from now (it may be a number or an HTTP date;
+    a date without a zone is UTC); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from assistant.errors import NotFoundError, SourceError, SourceUnavailableError
+from assistant.sources.base import retry_after_seconds
 from assistant.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,9 @@ class ConditionalFetcher:
         if status == 404:
             raise NotFoundError(f"{url} does not exist (HTTP 404).")
         if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+            raise _Transient(
+                f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After"))
+            )
         if status != 200:
             raise SourceError(f"fetching {url} failed with HTTP {status}.")
         self._remember(url, response)
@@ -131,18 +133,3 @@ class ConditionalFetcher:
                 "VALUES (?, ?, ?, ?, ?)",
                 (url, etag, modified, response.text, datetime.now(UTC).isoformat()),
             )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (it may be a number or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
