@@ -203,9 +203,12 @@ class VectorIndex(Protocol):
         prefetch: int = 50,
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
+        sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
         """The best passages for a query, best first; hybrid mode fuses the dense and the
-        sparse candidates with `fusion`, weighting them by `weights` (dense, sparse)."""
+        sparse candidates with `fusion`, weighting them by `weights` (dense, sparse), the
+        sparse weight first scaled by `assistant.fusion.gated_weights` with `sparse_gate`
+        and the sparse list's best passage."""
         ...
 
     def count(self, where: SearchFilter | None = None) -> int:

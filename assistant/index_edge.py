@@ -27,7 +27,7 @@ import numpy as np
 import qdrant_edge as edge
 
 from assistant.errors import ConfigError, IndexUnavailableError
-from assistant.fusion import Fusion, fuse
+from assistant.fusion import Fusion, fuse, gated_weights
 from assistant.index import (
     PAYLOAD_INDEXES,
     PROBE_TIMEOUT,
@@ -165,6 +165,7 @@ class EdgeIndex:
         prefetch: int = 50,
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
+        sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
         flt = _filter(where)
         use_dense = mode is not SearchMode.SPARSE and bool(dense)
@@ -172,7 +173,15 @@ class EdgeIndex:
         if use_dense and use_sparse:
             with self._using("search") as shard:
                 return self._hybrid(
-                    shard, dense, sparse, flt, limit, max(prefetch, limit), weights, fusion
+                    shard,
+                    dense,
+                    sparse,
+                    flt,
+                    limit,
+                    max(prefetch, limit),
+                    weights,
+                    fusion,
+                    sparse_gate,
                 )
         if not (use_dense or use_sparse):
             return []
@@ -199,6 +208,7 @@ class EdgeIndex:
         prefetch: int,
         weights: tuple[float, float],
         fusion: Fusion,
+        sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
         """Both candidate lists from one planned batch, fused here with per-query weights
         (Edge's DBSF takes no weights; see docs/benchmarks.md for the comparison), then
@@ -218,6 +228,11 @@ class EdgeIndex:
         )
         lists = shard.query_batch(searches)
         ranked = [[(str(p.id), p.score) for p in points] for points in lists]
+        if sparse_gate > 0 and lists[1]:
+            best = shard.retrieve([lists[1][0].id], with_payload=False, with_vector=[self._sparse])
+            stored: Any = best[0].vector if best else {}
+            terms = getattr(stored.get(self._sparse), "indices", [])
+            weights = gated_weights(weights, sparse_gate, sparse.indices, terms)
         winners = fuse(ranked, weights, fusion)[:limit]
         if not winners:
             return []

@@ -23,7 +23,7 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from assistant.errors import ConfigError, IndexUnavailableError
-from assistant.fusion import Fusion
+from assistant.fusion import Fusion, gated_weights
 from assistant.index import (
     PAYLOAD_INDEXES,
     PROBE_TIMEOUT,
@@ -132,6 +132,7 @@ class ServerIndex:
         prefetch: int = 50,
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
+        sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
         flt = server_filter(where)
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
@@ -147,6 +148,16 @@ class ServerIndex:
         lists = [[self._hit(p, dense) for p in r.points] for r in responses]
         if len(lists) == 1:
             return lists[0][:limit]
+        if sparse_gate > 0 and responses[1].points:
+            best = self._client.retrieve(
+                self._collection,
+                [responses[1].points[0].id],
+                with_payload=False,
+                with_vectors=[self._sparse],
+            )
+            stored = best[0].vector if best and isinstance(best[0].vector, dict) else {}
+            terms = getattr(stored.get(self._sparse), "indices", [])
+            weights = gated_weights(weights, sparse_gate, sparse.indices, terms)
         return fused(lists, weights, fusion)[:limit]
 
     def _request(

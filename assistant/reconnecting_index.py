@@ -88,9 +88,12 @@ class ReconnectingIndex:
         prefetch: int = 50,
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
+        sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
         return self._call(
-            lambda index: index.query(dense, sparse, where, limit, mode, prefetch, weights, fusion)
+            lambda index: index.query(
+                dense, sparse, where, limit, mode, prefetch, weights, fusion, sparse_gate
+            )
         )
 
     def count(self, where: SearchFilter | None = None) -> int:

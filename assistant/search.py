@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from assistant.embedding import Embedder
 from assistant.errors import InvalidInputError
-from assistant.fusion import Fusion, hybrid_weights
+from assistant.fusion import Fusion, hybrid_weights, latin_share
 from assistant.index import ChunkHit, SearchFilter, SearchMode, VectorIndex
 from assistant.models import SearchHit
 from assistant.names import NameIndex
@@ -90,6 +90,7 @@ class Searcher:
             prefetch=max(self._settings.prefetch, limit),
             weights=hybrid_weights(text, self._embedder.multilingual),
             fusion=fusion or self._settings.fusion,
+            sparse_gate=latin_share(text),
         )
 
     def search(

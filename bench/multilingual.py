@@ -462,8 +462,15 @@ def main() -> None:
     if args.sweep:
         sweep(big, load_qrels(DATA / "qrels_multilingual_dev.jsonl"))
         return
-    small = Stacks.build(mini, e5, CORPUS[:1])
     multilingual = load_qrels(DATA / f"qrels_multilingual_{args.split}.jsonl")
+    if args.split == "dev":  # tuning: the dev sets only, never the reported English set
+        multilingual += load_qrels(DATA / "qrels_recall_dev.jsonl")
+        results = {n: evaluate_groups(multilingual, r) for n, r in configurations(big).items()}
+        mini.save()
+        e5.save()
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    small = Stacks.build(mini, e5, CORPUS[:1])
     english = load_qrels(DATA / "qrels.jsonl")
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),

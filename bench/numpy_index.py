@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.fusion import Fusion, fuse
+from assistant.fusion import Fusion, fuse, gated_weights
 from assistant.index import ChunkHit, IndexedChunk, SearchFilter, SearchMode
 from assistant.sparse import SparseVector
 
@@ -121,6 +121,7 @@ class NumpyIndex:
         prefetch: int = 50,
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
+        sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
         allowed = self._allowed(where)
         depth = prefetch if mode is SearchMode.HYBRID else limit
@@ -129,6 +130,9 @@ class NumpyIndex:
             lists.append(self.top(self.dense_scores(dense), allowed, depth))
         if mode is not SearchMode.DENSE and sparse.indices:
             lists.append(self.top(self.sparse_scores(sparse), allowed, depth))
+            if sparse_gate > 0 and len(lists) == 2 and lists[1]:
+                best = self.items[lists[1][0][0]].sparse.indices
+                weights = gated_weights(weights, sparse_gate, sparse.indices, best)
         if not lists:
             return []
         if len(lists) == 1:

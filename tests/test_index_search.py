@@ -12,6 +12,7 @@ import pytest
 from assistant.errors import ConfigError, IndexUnavailableError, InvalidInputError
 from assistant.index import (
     DenseVector,
+    IndexedChunk,
     IndexSchema,
     OpenIndex,
     SearchFilter,
@@ -20,10 +21,11 @@ from assistant.index import (
 )
 from assistant.index_edge import EdgeIndex
 from assistant.ingest import Ingestor
-from assistant.models import PaperRecord
+from assistant.models import Chunk, PaperRecord
 from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.potw import PotwSource
+from assistant.sparse import document_vector, query_vector
 from tests.conftest import FIXTURES, schema_of
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.sources import RecordsSource
@@ -205,3 +207,64 @@ def test_the_schema_names_every_dense_vector_and_its_model(tmp_path: Path) -> No
     EdgeIndex.open(tmp_path / "one", one, "pytest").close()
     with pytest.raises(ConfigError, match="paperbot index rebuild"):
         EdgeIndex.open(tmp_path / "one", two, "pytest")
+
+
+def _passage(paper_id: str, text: str, dense: list[float]) -> IndexedChunk:
+    return IndexedChunk(
+        chunk=Chunk(paper_id, 0, "description", text),
+        title=paper_id,
+        url=None,
+        weeks=(),
+        categories=(),
+        content_hash=paper_id,
+        dense=dense,
+        sparse=document_vector(text),
+    )
+
+
+def _gate_corpus(index: OpenIndex, dimension: int) -> None:
+    """The right paper is the query's dense neighbour and shares none of its words; a wrong
+    one shares one word ('tall') and nothing else; four others sit between them."""
+
+    def unit(*pairs: tuple[int, float]) -> list[float]:
+        vector = [0.0] * dimension
+        for axis, value in pairs:
+            vector[axis] = value
+        return vector
+
+    index.upsert(
+        [
+            _passage("right", "Video generation of people moving outdoors", unit((0, 1.0))),
+            _passage("one-word", "A dataset of tall buildings", unit((5, 1.0))),
+            *(
+                _passage(f"other-{i}", f"Unrelated topic number {i}", unit((0, 0.5), (i, 0.866)))
+                for i in range(1, 5)
+            ),
+        ]
+    )
+
+
+def test_bm25_whose_best_passage_shares_one_word_of_a_described_paper_loses_its_vote(
+    index: OpenIndex, fake_embedder: FakeEmbedder
+) -> None:
+    _gate_corpus(index, fake_embedder.dimension)
+    query = [1.0] + [0.0] * (fake_embedder.dimension - 1)
+    sparse = query_vector("a camera that films itself walking across tall grass")
+
+    def top(gate: float) -> str:
+        hits = index.query(query, sparse, SearchFilter(), limit=3, sparse_gate=gate)
+        return hits[0].chunk.paper_id
+
+    assert top(0.0) == "one-word"  # a single shared word outvotes the dense neighbour
+    assert top(1.0) == "right"  # English query: BM25 covers 1 of 7 terms, its vote shrinks
+    assert top(0.2) == "one-word"  # mostly CJK query: the gate barely applies
+
+
+def test_bm25_keeps_its_vote_when_its_best_passage_holds_the_querys_words(
+    index: OpenIndex, fake_embedder: FakeEmbedder
+) -> None:
+    _gate_corpus(index, fake_embedder.dimension)
+    query = [1.0] + [0.0] * (fake_embedder.dimension - 1)
+    sparse = query_vector("dataset of tall buildings")
+    hits = index.query(query, sparse, SearchFilter(), limit=3, sparse_gate=1.0)
+    assert hits[0].chunk.paper_id == "one-word"
