@@ -16,7 +16,7 @@ gets a smaller vote that grows with the Latin share: its scores are rescaled to 
 fusion, so even a weak match on one generic word would otherwise count as much as a
 confident dense match (measured in bench/multilingual.py).
 
-`gated_weights` applies the same rule to what BM25 found: when its best passage holds only
+`gated_sparse` applies the same rule to what BM25 found: when its best passage holds only
 a small share of the query's terms, as when someone describes a paper in other words than
 its own, its list is a guess and its vote shrinks; a query that names the paper's terms keeps
 the full vote. The gate acts on the Latin part of the query only, since CJK bigrams rarely
@@ -53,6 +53,11 @@ SPARSE_BASE = 0.3
 SPARSE_PER_LATIN = 0.3
 
 
+# The vote of a second dense vector (the English model next to a multilingual one): times
+# the query's Latin share, since the English model reads nothing else. Chosen on the dev
+# sets (bench/multilingual.py --split dev): 0.5-1.0 all did about as well; 0.75 is between.
+SECOND_DENSE_WEIGHT = 0.75
+
 # A BM25 best passage that holds this share of the query's terms (or more) keeps BM25's
 # full vote; below it the vote shrinks in proportion. Chosen on the English dev set
 # bench/data/qrels_recall_dev.jsonl, never on a reported set.
@@ -83,29 +88,36 @@ def hybrid_weights(query: str, multilingual: bool) -> tuple[float, float]:
     return 1.0, round(SPARSE_BASE + SPARSE_PER_LATIN * share, 4)
 
 
-def gated_weights(
-    weights: tuple[float, float],
-    gate: float,
-    query_terms: Collection[int],
-    best_terms: Collection[int],
-) -> tuple[float, float]:
-    """`weights` with the sparse one scaled by how much of the query the sparse list's best
-    passage covers: `gate` is how much the vote may depend on that (the query's Latin
-    share); `query_terms` and `best_terms` are the sparse term ids of both.
+def gated_sparse(
+    weight: float, gate: float, query_terms: Collection[int], best_terms: Collection[int]
+) -> float:
+    """The sparse list's `weight`, scaled by how much of the query the list's best passage
+    covers: `gate` is how much the vote may depend on that (the query's Latin share);
+    `query_terms` and `best_terms` are the sparse term ids of both.
 
-    >>> gated_weights((1.0, 1.0), 1.0, [1, 2, 3, 4, 5], [1, 9])
-    (1.0, 0.5)
-    >>> gated_weights((1.0, 1.0), 1.0, [1, 2, 3, 4, 5], [1, 2, 3])
-    (1.0, 1.0)
-    >>> gated_weights((0.3, 1.0), 0.3, [1, 2, 3, 4, 5], [])
-    (0.3, 0.7)
+    >>> gated_sparse(1.0, 1.0, [1, 2, 3, 4, 5], [1, 9])
+    0.5
+    >>> gated_sparse(1.0, 1.0, [1, 2, 3, 4, 5], [1, 2, 3])
+    1.0
+    >>> gated_sparse(1.0, 0.3, [1, 2, 3, 4, 5], [])
+    0.7
     """
     if gate <= 0:
-        return weights
+        return weight
     terms = set(query_terms)
     coverage = len(terms.intersection(best_terms)) / len(terms) if terms else 0.0
-    factor = (1 - gate) + gate * min(1.0, coverage / COVERAGE_FULL)
-    return weights[0], round(weights[1] * factor, 4)
+    return round(weight * ((1 - gate) + gate * min(1.0, coverage / COVERAGE_FULL)), 4)
+
+
+def second_dense_weight(query: str, multilingual: bool) -> float:
+    """The vote of a second dense vector's list for this query.
+
+    >>> second_dense_weight("how does LoRA work", multilingual=False)
+    0.75
+    >>> second_dense_weight("注意機構の高速化", multilingual=False)
+    0.0
+    """
+    return round(SECOND_DENSE_WEIGHT * (1.0 if multilingual else latin_share(query)), 4)
 
 
 def _dbsf_scale(scores: Sequence[float]) -> list[float]:

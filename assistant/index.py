@@ -70,12 +70,12 @@ class IndexSchema:
     and the sparse vector. This is the one place that names them; the record it writes
     with the index is how a later start knows which models built it.
 
-    The first dense vector is the one queries use. A second model (a multilingual one, say)
-    is a second `DenseVector` in `Runtime.index_schema`: both engines create every named
-    vector of the schema and record each one's model; `IndexedChunk` and `query` then need a
-    vector per name (today they carry the primary one). An index recorded without the new
-    vector is refused with the rebuild message (`mismatch`), so `paperbot index rebuild`
-    fills it.
+    The first dense vector is the primary one (dense-only search uses it). A second model
+    (the English one beside e5, `assistant.embedding.SecondVector`) is a second
+    `DenseVector` in `Runtime.index_schema`: both engines create every named vector of the
+    schema and record each one's model; `IndexedChunk.more_dense` carries its vectors and
+    `query(more_dense=...)` fuses its candidates. An index recorded without the new vector is
+    refused with the rebuild message (`mismatch`), so `paperbot index rebuild` fills it.
     """
 
     dense: tuple[DenseVector, ...]
@@ -157,6 +157,17 @@ class IndexedChunk:
     content_hash: str
     dense: list[float]
     sparse: SparseVector
+    more_dense: Mapping[str, list[float]] = field(default_factory=dict)  # name -> vector
+
+
+@dataclass(frozen=True)
+class DenseQuery:
+    """A query's vector for one more named dense vector of the schema, and its vote in
+    hybrid fusion (the primary vector's list comes first, with `weights[0]`)."""
+
+    name: str
+    vector: list[float]
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -204,11 +215,13 @@ class VectorIndex(Protocol):
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
         sparse_gate: float = 0.0,
+        more_dense: Sequence[DenseQuery] = (),
     ) -> list[ChunkHit]:
         """The best passages for a query, best first; hybrid mode fuses the dense and the
         sparse candidates with `fusion`, weighting them by `weights` (dense, sparse), the
-        sparse weight first scaled by `assistant.fusion.gated_weights` with `sparse_gate`
-        and the sparse list's best passage."""
+        sparse weight first scaled by `assistant.fusion.gated_sparse` with `sparse_gate`
+        and the sparse list's best passage. `more_dense` adds the candidates of other
+        named dense vectors to hybrid fusion, each with its own weight."""
         ...
 
     def count(self, where: SearchFilter | None = None) -> int:
@@ -308,7 +321,7 @@ def hit_from_payload(
 
 
 def fused(
-    lists: Sequence[Sequence[ChunkHit]], weights: tuple[float, float], method: Fusion
+    lists: Sequence[Sequence[ChunkHit]], weights: Sequence[float], method: Fusion
 ) -> list[ChunkHit]:
     """Merge best-first hit lists into one (see `assistant.fusion.fuse`); a hit keeps the
     similarity any of the lists knew."""

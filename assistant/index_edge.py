@@ -27,11 +27,12 @@ import numpy as np
 import qdrant_edge as edge
 
 from assistant.errors import ConfigError, IndexUnavailableError
-from assistant.fusion import Fusion, fuse, gated_weights
+from assistant.fusion import Fusion, fuse, gated_sparse
 from assistant.index import (
     PAYLOAD_INDEXES,
     PROBE_TIMEOUT,
     ChunkHit,
+    DenseQuery,
     IndexedChunk,
     IndexSchema,
     SearchFilter,
@@ -132,6 +133,7 @@ class EdgeIndex:
                     point_id(i.chunk.paper_id, i.content_hash, i.chunk.ordinal),
                     {
                         self._dense: i.dense,
+                        **i.more_dense,
                         self._sparse: edge.SparseVector(i.sparse.indices, i.sparse.values),
                     },
                     payload(i),
@@ -166,20 +168,22 @@ class EdgeIndex:
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
         sparse_gate: float = 0.0,
+        more_dense: Sequence[DenseQuery] = (),
     ) -> list[ChunkHit]:
         flt = _filter(where)
         use_dense = mode is not SearchMode.SPARSE and bool(dense)
         use_sparse = mode is not SearchMode.DENSE and bool(sparse.indices)
         if use_dense and use_sparse:
+            lists = [DenseQuery(self._dense, dense, weights[0]), *more_dense]
             with self._using("search") as shard:
                 return self._hybrid(
                     shard,
-                    dense,
+                    lists,
                     sparse,
                     flt,
                     limit,
                     max(prefetch, limit),
-                    weights,
+                    weights[1],
                     fusion,
                     sparse_gate,
                 )
@@ -201,38 +205,41 @@ class EdgeIndex:
     def _hybrid(
         self,
         shard: edge.EdgeShard,
-        dense: list[float],
+        dense: Sequence[DenseQuery],
         sparse: SparseVector,
         flt: edge.Filter | None,
         limit: int,
         prefetch: int,
-        weights: tuple[float, float],
+        sparse_weight: float,
         fusion: Fusion,
         sparse_gate: float = 0.0,
     ) -> list[ChunkHit]:
-        """Both candidate lists from one planned batch, fused here with per-query weights
-        (Edge's DBSF takes no weights; see docs/benchmarks.md for the comparison), then
-        the payloads of the winners only."""
+        """Every candidate list from one planned batch (each dense vector's, then the
+        sparse one), fused here with per-query weights (Edge's DBSF takes no weights; see
+        docs/benchmarks.md for the comparison), then the payloads of the winners only."""
+        sparse_query = edge.SparseVector(sparse.indices, sparse.values)
+        nearest = [(q.vector, q.name) for q in dense] + [(sparse_query, self._sparse)]
         if self.fusion_in_engine:
-            return self._engine_fused(shard, dense, sparse, flt, limit, prefetch, weights, fusion)
+            weights = [q.weight for q in dense] + [sparse_weight]
+            return self._engine_fused(
+                shard, nearest, dense[0].vector, flt, limit, prefetch, weights, fusion
+            )
         searches = edge.QueryBatchRequest(
             [
                 edge.QueryRequest(
                     limit=prefetch, query=edge.Query.Nearest(vector, using=using), filter=flt
                 )
-                for vector, using in (
-                    (dense, self._dense),
-                    (edge.SparseVector(sparse.indices, sparse.values), self._sparse),
-                )
+                for vector, using in nearest
             ]
         )
         lists = shard.query_batch(searches)
         ranked = [[(str(p.id), p.score) for p in points] for points in lists]
-        if sparse_gate > 0 and lists[1]:
-            best = shard.retrieve([lists[1][0].id], with_payload=False, with_vector=[self._sparse])
+        if sparse_gate > 0 and lists[-1]:
+            best = shard.retrieve([lists[-1][0].id], with_payload=False, with_vector=[self._sparse])
             stored: Any = best[0].vector if best else {}
             terms = getattr(stored.get(self._sparse), "indices", [])
-            weights = gated_weights(weights, sparse_gate, sparse.indices, terms)
+            sparse_weight = gated_sparse(sparse_weight, sparse_gate, sparse.indices, terms)
+        weights = [q.weight for q in dense] + [sparse_weight]
         winners = fuse(ranked, weights, fusion)[:limit]
         if not winners:
             return []
@@ -240,7 +247,7 @@ class EdgeIndex:
         records = shard.retrieve(ids, with_payload=True, with_vector=[self._dense])
         by_id = {str(r.id): r for r in records}
         found = [(by_id[key], score) for key, score in winners if key in by_id]
-        similarities = _cosines([r for r, _ in found], self._dense, dense)
+        similarities = _cosines([r for r, _ in found], self._dense, dense[0].vector)
         return [
             hit_from_payload(record.payload, score, similarity)
             for (record, score), similarity in zip(found, similarities, strict=True)
@@ -249,12 +256,12 @@ class EdgeIndex:
     def _engine_fused(
         self,
         shard: edge.EdgeShard,
+        nearest: Sequence[tuple[Any, str]],
         dense: list[float],
-        sparse: SparseVector,
         flt: edge.Filter | None,
         limit: int,
         prefetch: int,
-        weights: tuple[float, float],
+        weights: Sequence[float],
         fusion: Fusion,
     ) -> list[ChunkHit]:
         """Prefetch and fusion in the engine: DBSF unweighted, RRF weighted."""
@@ -269,10 +276,7 @@ class EdgeIndex:
                 edge.Prefetch(
                     limit=prefetch, query=edge.Query.Nearest(vector, using=using), filter=flt
                 )
-                for vector, using in (
-                    (dense, self._dense),
-                    (edge.SparseVector(sparse.indices, sparse.values), self._sparse),
-                )
+                for vector, using in nearest
             ],
             query=method,
             with_payload=True,

@@ -108,7 +108,7 @@ def _prepare_destination(
         theirs = there.metadata or {}
         mismatched = [
             key
-            for key in ("embedding_model", "sparse", "dimension")
+            for key in ("embedding_model", "sparse", "dimension", "dense_vectors")
             if theirs.get(key) != metadata.get(key)
         ]
         if mismatched:

@@ -23,12 +23,13 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from assistant.errors import ConfigError, IndexUnavailableError
-from assistant.fusion import Fusion, gated_weights
+from assistant.fusion import Fusion, gated_sparse
 from assistant.index import (
     PAYLOAD_INDEXES,
     PROBE_TIMEOUT,
     UPSERT_BATCH,
     ChunkHit,
+    DenseQuery,
     IndexedChunk,
     IndexSchema,
     SearchFilter,
@@ -105,6 +106,7 @@ class ServerIndex:
                     id=point_id(i.chunk.paper_id, i.content_hash, i.chunk.ordinal),
                     vector={
                         self._dense: i.dense,
+                        **i.more_dense,
                         self._sparse: models.SparseVector(
                             indices=i.sparse.indices, values=i.sparse.values
                         ),
@@ -133,13 +135,18 @@ class ServerIndex:
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
         sparse_gate: float = 0.0,
+        more_dense: Sequence[DenseQuery] = (),
     ) -> list[ChunkHit]:
         flt = server_filter(where)
         sparse_query = models.SparseVector(indices=sparse.indices, values=sparse.values)
-        hybrid = mode is SearchMode.HYBRID
-        requests = []
+        hybrid = mode is SearchMode.HYBRID and bool(dense) and bool(sparse.indices)
+        requests, dense_weights = [], []
         if mode is not SearchMode.SPARSE and dense:
             requests.append(self._request(dense, self._dense, flt, limit, prefetch, hybrid))
+            dense_weights.append(weights[0])
+            for extra in more_dense if hybrid else ():
+                requests.append(self._request(extra.vector, extra.name, flt, limit, prefetch, True))
+                dense_weights.append(extra.weight)
         if mode is not SearchMode.DENSE and sparse.indices:
             requests.append(self._request(sparse_query, self._sparse, flt, limit, prefetch, hybrid))
         if not requests:
@@ -148,17 +155,18 @@ class ServerIndex:
         lists = [[self._hit(p, dense) for p in r.points] for r in responses]
         if len(lists) == 1:
             return lists[0][:limit]
-        if sparse_gate > 0 and responses[1].points:
+        sparse_weight = weights[1]
+        if sparse_gate > 0 and responses[-1].points:
             best = self._client.retrieve(
                 self._collection,
-                [responses[1].points[0].id],
+                [responses[-1].points[0].id],
                 with_payload=False,
                 with_vectors=[self._sparse],
             )
             stored = best[0].vector if best and isinstance(best[0].vector, dict) else {}
             terms = getattr(stored.get(self._sparse), "indices", [])
-            weights = gated_weights(weights, sparse_gate, sparse.indices, terms)
-        return fused(lists, weights, fusion)[:limit]
+            sparse_weight = gated_sparse(sparse_weight, sparse_gate, sparse.indices, terms)
+        return fused(lists, [*dense_weights, sparse_weight], fusion)[:limit]
 
     def _request(
         self,

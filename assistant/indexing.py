@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from assistant.embedding import Embedder
+from assistant.embedding import Embedder, SecondVector, models_name
 from assistant.errors import IndexUnavailableError
 from assistant.index import IndexedChunk, VectorIndex
 from assistant.models import Chunk, Paper
@@ -51,7 +51,7 @@ class _Paper:
 @dataclass
 class _Batch:
     papers: list[_Paper]
-    vectors: Future[list[list[float]]]
+    vectors: Future[tuple[list[list[float]], dict[str, list[list[float]]]]]
     sparse: list[SparseVector] = field(default_factory=list)
     ids: set[str] = field(init=False)
 
@@ -71,10 +71,13 @@ class IndexWriter:
         passages: Callable[[Paper], list[Chunk]],
         report: IngestReport,
         batch_texts: int | None = None,
+        second: Sequence[SecondVector] = (),
     ) -> None:
         self._store = store
         self._index = index
         self._embedder = embedder
+        self._second = tuple(second)
+        self._models = models_name(embedder, self._second)
         self._passages = passages
         self._report = report
         self._batch_texts = batch_texts or EMBED_BATCH
@@ -92,7 +95,7 @@ class IndexWriter:
             chunks = self._passages(paper)
             digest = content_hash(paper, chunks)
             status = self._store.index_status(paper.paper_id)
-            if status.content_hash == digest and status.embed_model == self._embedder.name:
+            if status.content_hash == digest and status.embed_model == self._models:
                 self._drop(paper.paper_id)
                 continue
             self._drop(paper.paper_id)
@@ -133,11 +136,16 @@ class IndexWriter:
             self._buffer.clear()
             self._buffered_texts = 0
             texts = [text for p in papers for text in p.texts]
-            batch = _Batch(papers, self._pool.submit(self._embedder.embed, texts))
+            batch = _Batch(papers, self._pool.submit(self._embed, texts))
             batch.sparse = [document_vector(text) for text in texts]
             self._in_flight = batch
         if earlier is not None:
             self._write_batch(earlier)
+
+    def _embed(self, texts: list[str]) -> tuple[list[list[float]], dict[str, list[list[float]]]]:
+        """Every model's vectors of `texts` (in the worker thread, one model after the other)."""
+        more = {s.name: s.embedder.embed(texts) for s in self._second}
+        return self._embedder.embed(texts), more
 
     def _finish(self) -> None:
         """Wait for the batch in flight to be embedded, then write and record it."""
@@ -146,8 +154,8 @@ class IndexWriter:
             self._write_batch(batch)
 
     def _write_batch(self, batch: _Batch) -> None:
-        vectors = iter(batch.vectors.result())
-        sparse = iter(batch.sparse)
+        primary, more = batch.vectors.result()
+        passages = [(p, c) for p in batch.papers for c in p.chunks]
         items = [
             IndexedChunk(
                 chunk=c,
@@ -156,11 +164,11 @@ class IndexWriter:
                 weeks=tuple(w.isoformat() for w in p.paper.weeks),
                 categories=p.paper.categories,
                 content_hash=p.digest,
-                dense=next(vectors),
-                sparse=next(sparse),
+                dense=primary[n],
+                sparse=batch.sparse[n],
+                more_dense={name: vectors[n] for name, vectors in more.items()},
             )
-            for p in batch.papers
-            for c in p.chunks
+            for n, (p, c) in enumerate(passages)
         ]
         self._write(batch.papers, items)
 
@@ -180,7 +188,7 @@ class IndexWriter:
                 f"{exc} {waiting} paper(s) were stored but not indexed yet: run the same "
                 "command again once the index is back."
             ) from exc
-        name = self._embedder.name
+        name = self._models
         self._store.record_indexed(
             [(p.paper.paper_id, p.digest, name, len(p.chunks)) for p in papers]
         )

@@ -21,7 +21,7 @@ from typing import Protocol
 import httpx
 
 from assistant.chunking import chunk_pages, chunk_text
-from assistant.embedding import Embedder
+from assistant.embedding import Embedder, SecondVector
 from assistant.errors import (
     InvalidInputError,
     NotFoundError,
@@ -133,10 +133,12 @@ class Ingestor:
         arxiv: ArxivClient | None = None,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        second: Sequence[SecondVector] = (),
     ) -> None:
         self._store = store
         self._index = index
         self._embedder = embedder
+        self._second = tuple(second)
         self._settings = settings
         self._arxiv_settings = arxiv_settings
         self._arxiv = arxiv
@@ -247,7 +249,9 @@ class Ingestor:
     def _writer(self, report: IngestReport) -> Iterator[IndexWriter]:
         """An IndexWriter for one run: everything queued is written at the end, nothing
         more after an error (what was stored but not indexed is indexed next run)."""
-        writer = IndexWriter(self._store, self._index, self._embedder, self.passages, report)
+        writer = IndexWriter(
+            self._store, self._index, self._embedder, self.passages, report, second=self._second
+        )
         try:
             yield writer
         except BaseException:

@@ -16,6 +16,7 @@ from assistant.fusion import Fusion
 from assistant.index import (
     PROBE_TIMEOUT,
     ChunkHit,
+    DenseQuery,
     IndexedChunk,
     OpenIndex,
     SearchFilter,
@@ -89,10 +90,20 @@ class ReconnectingIndex:
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
         sparse_gate: float = 0.0,
+        more_dense: Sequence[DenseQuery] = (),
     ) -> list[ChunkHit]:
         return self._call(
             lambda index: index.query(
-                dense, sparse, where, limit, mode, prefetch, weights, fusion, sparse_gate
+                dense,
+                sparse,
+                where,
+                limit,
+                mode,
+                prefetch,
+                weights,
+                fusion,
+                sparse_gate,
+                more_dense,
             )
         )
 

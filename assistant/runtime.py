@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from functools import cached_property
 from types import TracebackType
@@ -25,9 +27,16 @@ from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter
 from assistant.digest.publisher import DigestPublisher
 from assistant.digest.service import DigestService
-from assistant.embedding import Embedder, build_embedder, rebuild_needed
+from assistant.embedding import (
+    Embedder,
+    SecondVector,
+    build_embedder,
+    build_second_vectors,
+    models_name,
+    rebuild_needed,
+)
 from assistant.errors import ConfigError, InvalidInputError
-from assistant.index import PROBE_TIMEOUT, IndexSchema, OpenIndex, open_index
+from assistant.index import PROBE_TIMEOUT, DenseVector, IndexSchema, OpenIndex, open_index
 from assistant.index_check import check_index
 from assistant.index_edge import EdgeIndex
 from assistant.index_folder import legacy_index
@@ -80,12 +89,20 @@ class Runtime:
         s = self.settings
         return build_embedder(s.embedding, s.openai, s.digest.language)
 
+    @cached_property
+    def second_vectors(self) -> list[SecondVector]:
+        """Other models whose vectors every passage carries (the English one next to e5)."""
+        return build_second_vectors(self.settings.embedding, self.settings.digest.language)
+
     def check_embedding_model(self) -> None:
         """Refuse to use an index whose papers another embedding model embedded, saying
         how to rebuild it (checked against the state, before the index is opened)."""
         s = self.settings
         message = rebuild_needed(
-            self.store.indexed_models(), self.embedder.name, s.embedding, s.digest.language
+            self.store.indexed_models(),
+            models_name(self.embedder, self.second_vectors),
+            s.embedding,
+            s.digest.language,
         )
         if message:
             raise ConfigError(message)
@@ -108,7 +125,12 @@ class Runtime:
     @property
     def index_schema(self) -> IndexSchema:
         """The named vectors of every passage and the models that fill them."""
-        return IndexSchema.single(self.embedder.name, lambda: self.embedder.dimension)
+        primary = IndexSchema.single(self.embedder.name, lambda: self.embedder.dimension)
+        more = tuple(
+            DenseVector(s.name, s.embedder.name, _dimension_of(s.embedder))
+            for s in self.second_vectors
+        )
+        return replace(primary, dense=primary.dense + more)
 
     def _open_index(self) -> OpenIndex:
         s = self.settings
@@ -191,6 +213,7 @@ class Runtime:
             s.arxiv,
             arxiv=self.arxiv,
             http=self.http,
+            second=self.second_vectors,
         )
 
     @cached_property
@@ -206,8 +229,13 @@ class Runtime:
     @cached_property
     def searcher(self) -> Searcher:
         # searches arriving together share model calls for their query embeddings
+        second = [SecondVector(s.name, CoalescingEmbedder(s.embedder)) for s in self.second_vectors]
         return Searcher(
-            CoalescingEmbedder(self.embedder), self.index, self.settings.search, names=self.names
+            CoalescingEmbedder(self.embedder),
+            self.index,
+            self.settings.search,
+            names=self.names,
+            second=second,
         )
 
     @cached_property
@@ -306,3 +334,8 @@ class Runtime:
                     client.close()
                 except Exception:  # closing must not hide the real error
                     log.exception("closing %s failed", name)
+
+
+def _dimension_of(embedder: Embedder) -> Callable[[], int]:
+    """The model's dimension, asked only when an index must be created (it loads the model)."""
+    return lambda: embedder.dimension

@@ -10,10 +10,10 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 
-from assistant.embedding import Embedder
+from assistant.embedding import Embedder, SecondVector
 from assistant.errors import InvalidInputError
-from assistant.fusion import Fusion, hybrid_weights, latin_share
-from assistant.index import ChunkHit, SearchFilter, SearchMode, VectorIndex
+from assistant.fusion import Fusion, hybrid_weights, latin_share, second_dense_weight
+from assistant.index import ChunkHit, DenseQuery, SearchFilter, SearchMode, VectorIndex
 from assistant.models import SearchHit
 from assistant.names import NameIndex
 from assistant.settings import SearchSettings
@@ -45,7 +45,9 @@ class Searcher:
     A query is embedded in the query role, and the names its katakana and acronyms stand
     for (`names`, the stored papers' `NameIndex`) are added to it, so that "ルックバック・
     レンズ" and "IoA" reach BM25 as "Lookback Lens" and "Internet of Agents". Dense and
-    sparse candidates are fused with `hybrid_weights`.
+    sparse candidates are fused with `hybrid_weights`; BM25's vote shrinks when its best
+    passage holds little of the query (`gated_sparse`), and a second model's vector
+    (`second`, the English model next to e5) votes with `second_dense_weight`.
     """
 
     def __init__(
@@ -54,11 +56,13 @@ class Searcher:
         index: VectorIndex,
         settings: SearchSettings,
         names: Callable[[], NameIndex] | None = None,
+        second: Sequence[SecondVector] = (),
     ) -> None:
         self._embedder = embedder
         self._index = index
         self._settings = settings
         self._names = names
+        self._second = tuple(second)
 
     def expanded(self, query: str) -> str:
         """The query with the Latin names its katakana and acronyms stand for appended."""
@@ -81,6 +85,14 @@ class Searcher:
         dense = (
             self._embedder.embed([full], role="query")[0] if mode is not SearchMode.SPARSE else []
         )
+        more = [
+            DenseQuery(
+                s.name,
+                s.embedder.embed([full], role="query")[0],
+                second_dense_weight(text, s.embedder.multilingual),
+            )
+            for s in (self._second if mode is SearchMode.HYBRID else ())
+        ]
         return self._index.query(
             dense,
             query_vector(full),
@@ -91,6 +103,7 @@ class Searcher:
             weights=hybrid_weights(text, self._embedder.multilingual),
             fusion=fusion or self._settings.fusion,
             sparse_gate=latin_share(text),
+            more_dense=more,
         )
 
     def search(

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.fusion import Fusion, fuse, gated_weights
-from assistant.index import ChunkHit, IndexedChunk, SearchFilter, SearchMode
+from assistant.fusion import Fusion, fuse, gated_sparse
+from assistant.index import ChunkHit, DenseQuery, IndexedChunk, SearchFilter, SearchMode
 from assistant.sparse import SparseVector
 
 
@@ -30,7 +30,6 @@ class NumpyIndex:
     """`VectorIndex` over numpy arrays (append-only except `delete_stale`)."""
 
     items: list[IndexedChunk] = field(default_factory=list)
-    extra: dict[str, list[list[float]]] = field(default_factory=dict)
     _dense: np.ndarray | None = None
     _postings: dict[int, list[tuple[int, float]]] | None = None
 
@@ -82,8 +81,12 @@ class NumpyIndex:
     def dense_scores(self, vector: Sequence[float], name: str | None = None) -> np.ndarray:
         self._build()
         assert self._dense is not None
-        matrix = self._dense if name is None else np.asarray(self.extra[name], dtype=np.float32)
+        matrix = self._dense if name is None else self._named(name)
         return matrix @ np.asarray(vector, dtype=np.float32)
+
+    def _named(self, name: str) -> np.ndarray:
+        """The vectors of a named dense vector other than the primary one."""
+        return np.asarray([i.more_dense[name] for i in self.items], dtype=np.float32)
 
     def sparse_scores(self, sparse: SparseVector) -> np.ndarray:
         """Sparse dot products with IDF; -inf where no term is shared."""
@@ -122,20 +125,26 @@ class NumpyIndex:
         weights: tuple[float, float] = (1.0, 1.0),
         fusion: Fusion = Fusion.DBSF,
         sparse_gate: float = 0.0,
+        more_dense: Sequence[DenseQuery] = (),
     ) -> list[ChunkHit]:
         allowed = self._allowed(where)
-        depth = prefetch if mode is SearchMode.HYBRID else limit
+        hybrid = mode is SearchMode.HYBRID and bool(dense) and bool(sparse.indices)
+        depth = prefetch if hybrid else limit
         lists: list[list[tuple[int, float]]] = []
+        list_weights: list[float] = []
         if mode is not SearchMode.SPARSE and dense:
             lists.append(self.top(self.dense_scores(dense), allowed, depth))
+            list_weights.append(weights[0])
+            for extra in more_dense if hybrid else ():
+                lists.append(self.top(self.dense_scores(extra.vector, extra.name), allowed, depth))
+                list_weights.append(extra.weight)
         if mode is not SearchMode.DENSE and sparse.indices:
             lists.append(self.top(self.sparse_scores(sparse), allowed, depth))
-            if sparse_gate > 0 and len(lists) == 2 and lists[1]:
-                best = self.items[lists[1][0][0]].sparse.indices
-                weights = gated_weights(weights, sparse_gate, sparse.indices, best)
+            best = self.items[lists[-1][0][0]].sparse.indices if lists[-1] else []
+            list_weights.append(gated_sparse(weights[1], sparse_gate, sparse.indices, best))
         if not lists:
             return []
         if len(lists) == 1:
             return [self.hit(r, s, dense) for r, s in lists[0][:limit]]
-        fused = fuse(lists, weights, fusion)[:limit]
+        fused = fuse(lists, list_weights, fusion)[:limit]
         return [self.hit(r, s, dense) for r, s in fused]

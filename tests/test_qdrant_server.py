@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,13 @@ from qdrant_client import QdrantClient
 from qdrant_client.models import PointStruct
 
 from assistant.cli import main
+from assistant.embedding import ENGLISH_VECTOR, SecondVector
 from assistant.errors import ConfigError
 from assistant.index import (
     DENSE,
     PAYLOAD_INDEXES,
     SPARSE,
+    DenseVector,
     IndexSchema,
     OpenIndex,
     SearchMode,
@@ -55,16 +57,25 @@ class Stack:
 
 
 @contextmanager
-def stack(data_dir: Path, url: str | None, embedder: FakeEmbedder) -> Iterator[Stack]:
-    """Store, index, ingestor and searcher on the embedded engine, or the server at `url`."""
+def stack(
+    data_dir: Path, url: str | None, embedder: FakeEmbedder, second: FakeEmbedder | None = None
+) -> Iterator[Stack]:
+    """Store, index, ingestor and searcher on the embedded engine, or the server at `url`
+    (with `second`, passages also carry that model's vector, as next to e5)."""
     settings = Settings(data_dir=data_dir)
     settings.qdrant.url = url
     settings.qdrant.timeout = 2
     store = StateStore.open(settings.state_path)
-    index = open_index(settings.qdrant, settings.index_path, schema_of(embedder))
-    ingestor = Ingestor(store, index, embedder, settings.ingest, settings.arxiv)
+    more = [SecondVector(ENGLISH_VECTOR, second)] if second else []
+    schema = schema_of(embedder)
+    schema = replace(
+        schema, dense=schema.dense + tuple(DenseVector(m.name, m.embedder.name, 32) for m in more)
+    )
+    index = open_index(settings.qdrant, settings.index_path, schema)
+    ingestor = Ingestor(store, index, embedder, settings.ingest, settings.arxiv, second=more)
+    searcher = Searcher(embedder, index, settings.search, second=more)
     try:
-        yield Stack(store, index, ingestor, Searcher(embedder, index, settings.search))
+        yield Stack(store, index, ingestor, searcher)
     finally:
         index.close()
         store.close()
@@ -109,6 +120,35 @@ def test_the_server_path_finds_what_the_embedded_engine_finds(
     used = {r.operation for r in qdrant.requests}
     assert {"create_collection", "create_payload_index", "upsert", "query_batch"} <= used
     assert "unknown" not in used
+
+
+def test_a_second_dense_vector_is_written_and_searched_alike_on_both_engines(
+    tmp_path: Path, qdrant: FakeQdrantServer, fake_embedder: FakeEmbedder
+) -> None:
+    second = FakeEmbedder(32, name="fake-bow-32")
+    with (
+        stack(tmp_path / "embedded", None, fake_embedder, second) as embedded,
+        stack(tmp_path / "server", qdrant.url, fake_embedder, second) as server,
+        stack(tmp_path / "one", None, fake_embedder) as one_vector,
+    ):
+        for side in (embedded, server, one_vector):
+            side.ingestor.ingest(PotwSource.from_location(SAMPLE), offline=True)
+        changed = 0
+        for query in QUERIES:
+            for mode in SearchMode:
+                want = embedded.searcher.search(query, mode=mode)
+                assert_same_results(server.searcher.search(query, mode=mode), want)
+            alone = one_vector.searcher.search(query)
+            changed += [h.score for h in alone] != [h.score for h in want]
+        assert changed  # the second vector's list took part in the fusion
+    searches = [
+        [s["using"] for s in r.json["searches"]]
+        for r in qdrant.requests
+        if r.operation == "query_batch" and r.json
+    ]
+    assert ["dense", ENGLISH_VECTOR, "sparse"] in searches
+    upserted = [p for r in qdrant.requests if r.operation == "upsert" for p in r.json["points"]]
+    assert all(len(p["vector"][ENGLISH_VECTOR]) == 32 for p in upserted)
 
 
 def test_a_server_collection_records_its_model_and_gets_payload_indexes(

@@ -39,6 +39,7 @@ from assistant.index import SearchFilter, SearchMode
 from assistant.messages import Citation, IncomingMessage
 from assistant.models import Paper
 from assistant.runtime import Runtime
+from assistant.settings import PACKAGED_MODEL
 from connectors.console.chat import ConsoleChat
 from connectors.console.digest import ConsoleDigestChannel
 from connectors.console.render import render_reply
@@ -207,6 +208,8 @@ def stats(as_json: JsonOpt = False) -> None:
         data["index"] = rt.settings.qdrant.url or str(rt.settings.index_path)
         s = rt.settings
         data["embedding_model"] = configured_model(s.embedding, s.openai, s.digest.language)
+        if s.embedding.wants_english_vector(s.digest.language):
+            data["english_vector"] = PACKAGED_MODEL  # a second vector per passage
         data["index_passages"], data["index_status"] = index_status(rt)
         if as_json:
             emit_json(data)
