@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -686,6 +687,31 @@ def test_an_admin_posts_the_weeks_digest_here_with_digest_post(
     finally:
         bot.settle()
     assert len([c for c in api.calls_to("chat.postMessage") if "thread_ts" not in c.params]) == 11
+
+
+def test_a_digest_post_waiting_for_the_scheduled_post_says_so_at_once(
+    stack: Stack, api: FakeSlackAPI
+) -> None:
+    service = stack.digest_service(digest_builder(stack))
+    bot = Bot(stack, api, poster=service)
+    service.register_channel("slack", SlackDigestChannel(bot.connector.client, post_interval=0.05))
+    scheduled = threading.Thread(  # the weekly post (serve's scheduler) is running here
+        target=service.post_now, args=("slack", "C1", date(2024, 7, 10))
+    )
+    try:
+        scheduled.start()
+        bot.api.wait_for("chat.postMessage")  # it has begun
+        bot.command("digest post 2024-07-10", user="UADMIN")
+        told = bot.api.wait_for("chat.postEphemeral", count=2)
+    finally:
+        scheduled.join(timeout=30)
+        bot.settle()
+    assert "waiting for it to finish" in all_text(told[:1])  # at once, not with the reply
+    assert told[0].at < max(c.at for c in api.calls_to("chat.postMessage"))
+    assert "Posted the digest" in all_text(told[1:]) or "already" in all_text(told[1:])
+    assert "waited" in all_text(told[1:])
+    roots = [c for c in api.calls_to("chat.postMessage") if "thread_ts" not in c.params]
+    assert len(roots) == 11  # each message once, whichever run posted it
 
 
 def test_private_answers_fall_back_to_the_response_url_where_the_bot_cannot_post(

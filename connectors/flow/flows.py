@@ -22,14 +22,14 @@ from dataclasses import replace
 from datetime import date
 from typing import Any, TypeVar
 
-from assistant.commands import Ask, Command, Help, Unclear, parse_command
+from assistant.commands import Ask, Command, Help, PostDigest, Unclear, parse_command
 from assistant.conversations import Scope
 from assistant.core import Assistant
 from assistant.digest.model import Digest, DigestCard
 from assistant.errors import NotFoundError
 from assistant.feedback import Feedback, FeedbackStore
 from assistant.messages import IncomingMessage, Origin, Reply
-from assistant.rich import RichText
+from assistant.rich import RichText, rich
 from assistant.state import StateStore
 from connectors.flow import texts
 from connectors.flow.live import LiveAnswer
@@ -173,11 +173,24 @@ class ChatFlows:
         await self.platform.acknowledge(event, command.visibility)
         admin = command.admin_only and await self.platform.is_admin(event)
         origin = Origin(event.platform, event.user, event.place.channel, event.place.thread, admin)
+        notices = self._notices(event) if isinstance(command, PostDigest) else None
         reply = await self.queue.run(
-            lane_for(command), event.user, self._assistant.run, command, origin
+            lane_for(command), event.user, self._assistant.run, command, origin, notices
         )
         await self._deliver(event, reply, self.renderer.reply(reply))
         return reply
+
+    def _notices(self, event: Event) -> Callable[[str], None]:
+        """What a long command says while it runs (a digest post waiting for another
+        post of the same digest, or resuming one that died), told to its user privately
+        at once; called from the worker thread."""
+        loop = asyncio.get_running_loop()
+
+        def notice(text: str) -> None:
+            sent = asyncio.run_coroutine_threadsafe(self._notice(event, rich(text)), loop)
+            sent.add_done_callback(_log_failure)
+
+        return notice
 
     async def _ask(self, event: CommandEvent, command: Ask) -> Reply | None:
         """`ask`: a public message that becomes the answer (streamed into while an LLM
@@ -395,3 +408,9 @@ class ChatFlows:
 
     async def _quick(self, event: Event, fn: Callable[..., T], *args: Any) -> T:
         return await self.queue.run("quick", event.user, fn, *args)
+
+
+def _log_failure(sent: Any) -> None:
+    """A notice that could not be delivered is logged; the command goes on."""
+    if not sent.cancelled() and sent.exception() is not None:
+        log.warning("a notice could not be delivered: %s", sent.exception())
