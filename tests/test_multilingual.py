@@ -253,6 +253,13 @@ def test_paperbot_ask_in_japanese_offline_cites_the_paper(
     assert json.loads(out)["embedding_model"] == E5_MODEL
 
 
+def rebuild_and_find_the_lookback_lens(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "index", "rebuild", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["indexed_papers"] == 10
+    code, out, _ = run(capsys, "search", "ルックバック・レンズ", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["results"][0]["paper_id"] == LOOKBACK
+
+
 def test_switching_the_embedder_on_an_existing_index_says_to_rebuild(
     data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -266,10 +273,7 @@ def test_switching_the_embedder_on_an_existing_index_says_to_rebuild(
     assert "paperbot index rebuild" in message
     assert "PAPERBOT_EMBEDDING_BACKEND=sentence-transformers" in message
 
-    code, out, _ = run(capsys, "index", "rebuild", "--json")
-    assert code == 0 and json.loads(out.splitlines()[-1])["indexed_papers"] == 10
-    code, out, _ = run(capsys, "search", "ルックバック・レンズ", "--json")
-    assert code == 0 and json.loads(out.splitlines()[-1])["results"][0]["paper_id"] == LOOKBACK
+    rebuild_and_find_the_lookback_lens(capsys)
 
 
 def test_a_japanese_teams_passages_also_carry_the_english_vector_and_dropping_it_rebuilds(
@@ -292,7 +296,4 @@ def test_a_japanese_teams_passages_also_carry_the_english_vector_and_dropping_it
     assert "paperbot index rebuild" in message
     assert "PAPERBOT_EMBEDDING_ENGLISH_VECTOR=true" in message
 
-    code, out, _ = run(capsys, "index", "rebuild", "--json")
-    assert code == 0 and json.loads(out.splitlines()[-1])["indexed_papers"] == 10
-    code, out, _ = run(capsys, "search", "ルックバック・レンズ", "--json")
-    assert code == 0 and json.loads(out.splitlines()[-1])["results"][0]["paper_id"] == LOOKBACK
+    rebuild_and_find_the_lookback_lens(capsys)

@@ -28,6 +28,7 @@ from assistant.digest.builder import DigestBuilder
 from assistant.digest.cards import CardWriter
 from assistant.digest.model import Digest
 from assistant.digest.publisher import DigestPublisher
+from assistant.digest.service import DigestService
 from assistant.embedding import SentenceTransformerEmbedder
 from assistant.feedback import FeedbackStore
 from assistant.messages import Reply
@@ -667,12 +668,18 @@ def test_subscribe_is_for_admins_only(stack: Stack, api: FakeSlackAPI) -> None:
     assert looked_up == ["U1", "UADMIN"]  # cached; configured admins need no lookup
 
 
+def posting_bot(stack: Stack, api: FakeSlackAPI, post_interval: float) -> tuple[DigestService, Bot]:
+    """A bot whose `/paper digest post` posts through the digest service to Slack."""
+    service = stack.digest_service(digest_builder(stack))
+    bot = Bot(stack, api, poster=service)
+    service.register_channel("slack", SlackDigestChannel(bot.connector.client, post_interval))
+    return service, bot
+
+
 def test_an_admin_posts_the_weeks_digest_here_with_digest_post(
     stack: Stack, api: FakeSlackAPI
 ) -> None:
-    service = stack.digest_service(digest_builder(stack))
-    bot = Bot(stack, api, poster=service)
-    service.register_channel("slack", SlackDigestChannel(bot.connector.client, post_interval=0))
+    _, bot = posting_bot(stack, api, post_interval=0)
     try:
         bot.command("digest post", user="U1")
         assert "Only admins" in all_text(bot.api.wait_for("chat.postEphemeral"))
@@ -692,9 +699,7 @@ def test_an_admin_posts_the_weeks_digest_here_with_digest_post(
 def test_a_digest_post_waiting_for_the_scheduled_post_says_so_at_once(
     stack: Stack, api: FakeSlackAPI
 ) -> None:
-    service = stack.digest_service(digest_builder(stack))
-    bot = Bot(stack, api, poster=service)
-    service.register_channel("slack", SlackDigestChannel(bot.connector.client, post_interval=0.05))
+    service, bot = posting_bot(stack, api, post_interval=0.05)
     scheduled = threading.Thread(  # the weekly post (serve's scheduler) is running here
         target=service.post_now, args=("slack", "C1", date(2024, 7, 10))
     )
