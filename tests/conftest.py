@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from assistant.answering import Answer, Answerer, ungrounded_citations
+from assistant.cli import main
 from assistant.embedding import SentenceTransformerEmbedder
 from assistant.index import IndexSchema, OpenIndex, open_index
 from assistant.ingest import Ingestor
@@ -138,3 +139,22 @@ def ingestor(
 @pytest.fixture
 def searcher(index: OpenIndex, fake_embedder: FakeEmbedder, settings: Settings) -> Searcher:
     return Searcher(fake_embedder, index, settings.search)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data dir that every command uses (PAPERBOT_DATA_DIR)."""
+    path = tmp_path / "data"
+    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(path))
+    return path

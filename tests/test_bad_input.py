@@ -29,13 +29,6 @@ USAGE_ERRORS = [
 ]
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(path))
-    return path
-
-
 def assert_short(err: str, lines: int = 6) -> None:
     assert "Traceback" not in err
     assert len([x for x in err.splitlines() if x.strip()]) <= lines, err

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
-from assistant.cli import main
 from assistant.settings import Settings
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, run_cli
 from tests.fakes.embedder import FakeEmbedder
 from tests.test_faults import FakeModelRuntime
 
@@ -28,13 +27,8 @@ REBUILD = "paperbot index rebuild"
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the CLI in-process; return (exit code, stdout, stderr with lines joined)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, " ".join(captured.err.split())
+    code, out, err = run_cli(capsys, *args)
+    return code, out, " ".join(err.split())
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from assistant.answering import Answerer
-from assistant.cli import main
 from assistant.conversations import ConversationStore, Scope
 from assistant.embedding import (
     E5_MODEL,
@@ -36,7 +35,7 @@ from assistant.search import Searcher
 from assistant.settings import PACKAGED_MODEL, EmbeddingSettings, OpenAISettings, Settings
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.fakes.openai_server import FakeOpenAIServer
 
 SAMPLE = ROOT / "assistant" / "data" / "sample_potw.md"
@@ -222,21 +221,7 @@ def test_with_an_llm_the_rewritten_question_is_what_retrieval_sees(stack: Stack)
 # -- the command line ------------------------------------------------------------------------
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("PAPERBOT_DATA_DIR", str(path))
-    return path
+run = run_cli
 
 
 def test_paperbot_ask_in_japanese_offline_cites_the_paper(

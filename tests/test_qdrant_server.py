@@ -19,7 +19,6 @@ from pydantic import SecretStr
 from qdrant_client import QdrantClient
 from qdrant_client.models import PointStruct
 
-from assistant.cli import main
 from assistant.embedding import ENGLISH_VECTOR, SecondVector
 from assistant.errors import ConfigError
 from assistant.index import (
@@ -39,7 +38,7 @@ from assistant.search import Searcher
 from assistant.settings import Settings
 from assistant.sources.potw import PotwSource
 from assistant.state import StateStore
-from tests.conftest import FIXTURES, schema_of
+from tests.conftest import FIXTURES, run_cli, schema_of
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.qdrant_server import FakeQdrantServer
 from tests.fakes.sources import RecordsSource
@@ -268,17 +267,6 @@ def test_the_fake_server_goes_down_and_comes_back_on_its_port_with_its_data(
 
 
 # -- paperbot index migrate ------------------------------------------------------------------
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
