@@ -85,17 +85,19 @@ class Searcher:
         dense = (
             self._embedder.embed([full], role="query")[0] if mode is not SearchMode.SPARSE else []
         )
+        sparse = query_vector(full)
+        fused = mode is SearchMode.HYBRID and bool(sparse.indices)  # else no list is fused
         more = [
             DenseQuery(
                 s.name,
                 s.embedder.embed([full], role="query")[0],
                 second_dense_weight(text, s.embedder.multilingual),
             )
-            for s in (self._second if mode is SearchMode.HYBRID else ())
+            for s in (self._second if fused else ())
         ]
         return self._index.query(
             dense,
-            query_vector(full),
+            sparse,
             where or SearchFilter(),
             limit=limit,
             mode=mode,
